@@ -1,0 +1,170 @@
+using System.Runtime.CompilerServices;
+using FastAttention.Buffers;
+using FastAttention.Internal;
+using FastAttention.Kernels;
+using FastAttention.Planning;
+using FastAttention.Scheduling;
+
+namespace FastAttention;
+
+/// <summary>
+/// Fused scaled dot-product attention on the CPU:
+/// <c>O = softmax(scale · Q·Kᵀ, masked) · V</c> for every batch and query head, computed tile by tile without
+/// materialising the queryCount × keyCount score matrix, in fp32 with SIMD and on several threads.
+/// </summary>
+/// <remarks>
+/// <para>It effectively computes, for batch b, query head h (key-value head g = h / (Hq/Hkv)) and query row i:</para>
+/// <code>
+///   s_j = scale · Σ_d Q[b,h,i,d]·K[b,g,j,d]            for every key j visible to row i
+///   m   = max_j s_j,   l = Σ_j e^(s_j − m)
+///   O[b,h,i,:] = Σ_j e^(s_j − m) / l · V[b,g,j,:]      logSumExp[b,h,i] = m + ln l
+/// </code>
+/// <para>
+/// Masked keys are skipped, never multiplied by zero: NaN or ±∞ in their K or V rows cannot reach the output.
+/// A row with no visible key gets zeros and a log-sum-exp of −∞. NaN or ±∞ in visible inputs propagate as IEEE
+/// arithmetic says. Results are bitwise identical for every <see cref="AttentionOptions.MaxDegreeOfParallelism"/>;
+/// they may differ in the last bits between instruction sets (FMA or not, vector width).
+/// </para>
+/// <para>Steady state allocates nothing: scratch comes from pooled workspaces that only grow.</para>
+/// </remarks>
+public static unsafe partial class Attention
+{
+    /// <summary>Computes attention into <paramref name="output"/>.</summary>
+    /// <param name="query">Q, <c>[batch, queryHeads, queryCount, headSize]</c> laid out as <see cref="AttentionShape.QueryLayout"/> says.</param>
+    /// <param name="key">K, <c>[batch, keyValueHeads, keyCount, headSize]</c>.</param>
+    /// <param name="value">V, <c>[batch, keyValueHeads, keyCount, valueHeadSize]</c>.</param>
+    /// <param name="output">O, <c>[batch, queryHeads, queryCount, valueHeadSize]</c>; must not overlap any input.</param>
+    /// <param name="shape">Sizes and layouts.</param>
+    /// <param name="options">Scale, causal mask, parallelism.</param>
+    /// <exception cref="ArgumentException">A buffer is shorter than its shape needs, or the output overlaps an input or itself.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range, or the shape was never initialised.</exception>
+    public static void Compute(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+        in AttentionShape shape, in AttentionOptions options = default) =>
+        Run(query, key, value, output, default, false, shape, options, KernelDispatch.Best, WorkspacePool.Shared);
+
+    /// <summary>Computes attention into <paramref name="output"/> and the log-sum-exp of every query row into <paramref name="logSumExp"/>.</summary>
+    /// <param name="query">Q, <c>[batch, queryHeads, queryCount, headSize]</c>.</param>
+    /// <param name="key">K, <c>[batch, keyValueHeads, keyCount, headSize]</c>.</param>
+    /// <param name="value">V, <c>[batch, keyValueHeads, keyCount, valueHeadSize]</c>.</param>
+    /// <param name="output">O, <c>[batch, queryHeads, queryCount, valueHeadSize]</c>.</param>
+    /// <param name="logSumExp">Dense <c>[batch, queryHeads, queryCount]</c>: m + ln Σ e^(s − m) per row, −∞ for a row with no visible key.</param>
+    /// <param name="shape">Sizes and layouts.</param>
+    /// <param name="options">Scale, causal mask, parallelism.</param>
+    /// <exception cref="ArgumentException">A buffer is too short, or an output overlaps an input, itself or the other output.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range, or the shape was never initialised.</exception>
+    public static void Compute(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+        Span<float> logSumExp, in AttentionShape shape, in AttentionOptions options = default) =>
+        Run(query, key, value, output, logSumExp, true, shape, options, KernelDispatch.Best, WorkspacePool.Shared);
+
+    /// <summary>Hands the arrays of idle workspaces back to <see cref="System.Buffers.ArrayPool{T}.Shared"/>.</summary>
+    public static void TrimWorkspaces() => WorkspacePool.Shared.Trim();
+
+    internal static void Run(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+        Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, KernelWidth width, WorkspacePool workspaces)
+    {
+        Validate(query, key, value, output, logSumExp, wantLogSumExp, shape, options);
+        if (shape.Batch == 0 || shape.QueryCount == 0) return;
+
+        fixed (float* q = query)
+        fixed (float* k = key)
+        fixed (float* v = value)
+        fixed (float* o = output)
+        fixed (float* lse = logSumExp)
+        {
+            KernelArguments args = Arguments(shape, options, q, k, v, o, wantLogSumExp ? lse : null);
+            int threads = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
+            AttentionPlan plan = Planner.Plan(args, width, threads);
+            if (plan.PackedKeyLength > Array.MaxLength)
+                ThrowHelper.ArgumentOutOfRange(nameof(key), $"The keys of shape {shape} need {plan.PackedKeyLength} floats of scratch, more than one array holds.");
+
+            Workspace shared = workspaces.Rent();
+            try
+            {
+                fixed (float* packed = shared.Get(0, (int)plan.PackedKeyLength))
+                {
+                    AttentionJob.ForCurrentThread(workspaces).Run(args, plan, packed);
+                }
+            }
+            finally
+            {
+                workspaces.Return(shared);
+            }
+        }
+    }
+
+    private static KernelArguments Arguments(in AttentionShape shape, in AttentionOptions options, float* q, float* k, float* v, float* o, float* lse) => new()
+    {
+        Query = q + shape.QueryLayout.Offset,
+        Key = k + shape.KeyLayout.Offset,
+        Value = v + shape.ValueLayout.Offset,
+        Output = o + shape.OutputLayout.Offset,
+        LogSumExp = lse,
+        QueryBatchStride = (nint)shape.QueryLayout.BatchStride,
+        QueryHeadStride = (nint)shape.QueryLayout.HeadStride,
+        QueryRowStride = (nint)shape.QueryLayout.RowStride,
+        KeyBatchStride = (nint)shape.KeyLayout.BatchStride,
+        KeyHeadStride = (nint)shape.KeyLayout.HeadStride,
+        KeyRowStride = (nint)shape.KeyLayout.RowStride,
+        ValueBatchStride = (nint)shape.ValueLayout.BatchStride,
+        ValueHeadStride = (nint)shape.ValueLayout.HeadStride,
+        ValueRowStride = (nint)shape.ValueLayout.RowStride,
+        OutputBatchStride = (nint)shape.OutputLayout.BatchStride,
+        OutputHeadStride = (nint)shape.OutputLayout.HeadStride,
+        OutputRowStride = (nint)shape.OutputLayout.RowStride,
+        Batch = shape.Batch,
+        QueryHeads = shape.QueryHeads,
+        KeyValueHeads = shape.KeyValueHeads,
+        GroupSize = shape.GroupSize,
+        QueryCount = shape.QueryCount,
+        KeyCount = shape.KeyCount,
+        HeadSize = shape.HeadSize,
+        ValueHeadSize = shape.ValueHeadSize,
+        Scale = options.Scale ?? 1f / MathF.Sqrt(shape.HeadSize),
+        Causal = options.Causal,
+    };
+
+    /// <summary>Every check, before anything is written.</summary>
+    private static void Validate(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+        Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options)
+    {
+        if (shape.QueryHeads == 0)
+            ThrowHelper.ArgumentOutOfRange(nameof(shape), "The shape is default(AttentionShape); create it with a constructor or a factory such as AttentionShape.Bhsd.");
+        if (options.Scale is float scale && !float.IsFinite(scale))
+            ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.Scale must be finite; got {scale}.");
+        if (options.MaxDegreeOfParallelism is int dop && dop < 1)
+            ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.MaxDegreeOfParallelism must be at least 1 (or null for every core); got {dop}.");
+        if (!Enum.IsDefined(options.Causal))
+            ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.Causal is not a defined CausalMask value: {(int)options.Causal}.");
+
+        long queryLength = shape.QueryLength, keyLength = shape.KeyLength, valueLength = shape.ValueLength, outputLength = shape.OutputLength;
+        if (query.Length < queryLength)
+            ThrowHelper.TooShort(nameof(query), $"[{shape.Batch}, {shape.QueryHeads}, {shape.QueryCount}, {shape.HeadSize}]", queryLength, query.Length);
+        if (key.Length < keyLength)
+            ThrowHelper.TooShort(nameof(key), $"[{shape.Batch}, {shape.KeyValueHeads}, {shape.KeyCount}, {shape.HeadSize}]", keyLength, key.Length);
+        if (value.Length < valueLength)
+            ThrowHelper.TooShort(nameof(value), $"[{shape.Batch}, {shape.KeyValueHeads}, {shape.KeyCount}, {shape.ValueHeadSize}]", valueLength, value.Length);
+        if (output.Length < outputLength)
+            ThrowHelper.TooShort(nameof(output), $"[{shape.Batch}, {shape.QueryHeads}, {shape.QueryCount}, {shape.ValueHeadSize}]", outputLength, output.Length);
+        long lseLength = shape.LogSumExpLength;
+        if (wantLogSumExp && logSumExp.Length < lseLength)
+            ThrowHelper.TooShort(nameof(logSumExp), $"[{shape.Batch}, {shape.QueryHeads}, {shape.QueryCount}]", lseLength, logSumExp.Length);
+        if (shape.OutputLayout.SelfOverlaps(shape.Batch, shape.QueryHeads, shape.QueryCount, shape.ValueHeadSize))
+            ThrowHelper.Argument(nameof(output), $"The output layout {shape.OutputLayout} makes distinct elements of output [{shape.Batch}, {shape.QueryHeads}, {shape.QueryCount}, {shape.ValueHeadSize}] share memory.");
+
+        Span<float> written = output[..(int)outputLength];
+        if (written.Overlaps(query[..(int)queryLength]))
+            ThrowHelper.Argument(nameof(output), "output overlaps query: the output must not share memory with any input.");
+        if (written.Overlaps(key[..(int)keyLength]))
+            ThrowHelper.Argument(nameof(output), "output overlaps key: the output must not share memory with any input.");
+        if (written.Overlaps(value[..(int)valueLength]))
+            ThrowHelper.Argument(nameof(output), "output overlaps value: the output must not share memory with any input.");
+        if (wantLogSumExp)
+        {
+            Span<float> lse = logSumExp[..(int)lseLength];
+            if (lse.Overlaps(query[..(int)queryLength]) || lse.Overlaps(key[..(int)keyLength]) || lse.Overlaps(value[..(int)valueLength]))
+                ThrowHelper.Argument(nameof(logSumExp), "logSumExp overlaps an input: outputs must not share memory with any input.");
+            if (lse.Overlaps(written))
+                ThrowHelper.Argument(nameof(logSumExp), "logSumExp overlaps output.");
+        }
+    }
+}

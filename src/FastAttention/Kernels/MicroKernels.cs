@@ -1,0 +1,167 @@
+using System.Runtime.CompilerServices;
+
+namespace FastAttention.Kernels;
+
+/// <summary>
+/// Register-blocked tiles, written once over a vector width. A block is 4 query rows; the Q·Kᵀ tile keeps
+/// 4 rows × 3 key vectors of scores in 12 accumulators, the P·V tile 4 rows × 3 column vectors of output,
+/// so each loaded vector feeds 4 FMAs and each broadcast 3.
+/// </summary>
+internal static unsafe class MicroKernels<TVec, TOps>
+    where TVec : unmanaged
+    where TOps : IVectorOps<TVec>
+{
+    public const int Rows = 4;
+
+    /// <summary>
+    /// scores[r, j] = Σ_d query[r, d] · keysT[d, j] for 4 rows and j &lt; <paramref name="columns"/>
+    /// (a multiple of the vector width). <paramref name="query"/> is [4, headSize] dense; <paramref name="keysT"/>
+    /// is the transposed key tile [headSize, keyStride]; <paramref name="scores"/> is [4, scoreStride].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Scores(float* query, int headSize, float* keysT, int keyStride, float* scores, int scoreStride, int columns)
+    {
+        int w = TOps.Count;
+        float* q0 = query, q1 = query + headSize, q2 = query + 2 * headSize, q3 = query + 3 * headSize;
+        float* s0 = scores, s1 = scores + scoreStride, s2 = scores + 2 * scoreStride, s3 = scores + 3 * scoreStride;
+        int j = 0;
+        for (; j + 3 * w <= columns; j += 3 * w)
+        {
+            TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero;
+            TVec a10 = TOps.Zero, a11 = TOps.Zero, a12 = TOps.Zero;
+            TVec a20 = TOps.Zero, a21 = TOps.Zero, a22 = TOps.Zero;
+            TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero;
+            float* k = keysT + j;
+            for (int d = 0; d < headSize; d++, k += keyStride)
+            {
+                TVec k0 = TOps.Load(k), k1 = TOps.Load(k + w), k2 = TOps.Load(k + 2 * w);
+                TVec b = TOps.Create(q0[d]);
+                a00 = TOps.MultiplyAdd(b, k0, a00); a01 = TOps.MultiplyAdd(b, k1, a01); a02 = TOps.MultiplyAdd(b, k2, a02);
+                b = TOps.Create(q1[d]);
+                a10 = TOps.MultiplyAdd(b, k0, a10); a11 = TOps.MultiplyAdd(b, k1, a11); a12 = TOps.MultiplyAdd(b, k2, a12);
+                b = TOps.Create(q2[d]);
+                a20 = TOps.MultiplyAdd(b, k0, a20); a21 = TOps.MultiplyAdd(b, k1, a21); a22 = TOps.MultiplyAdd(b, k2, a22);
+                b = TOps.Create(q3[d]);
+                a30 = TOps.MultiplyAdd(b, k0, a30); a31 = TOps.MultiplyAdd(b, k1, a31); a32 = TOps.MultiplyAdd(b, k2, a32);
+            }
+            TOps.Store(a00, s0 + j); TOps.Store(a01, s0 + j + w); TOps.Store(a02, s0 + j + 2 * w);
+            TOps.Store(a10, s1 + j); TOps.Store(a11, s1 + j + w); TOps.Store(a12, s1 + j + 2 * w);
+            TOps.Store(a20, s2 + j); TOps.Store(a21, s2 + j + w); TOps.Store(a22, s2 + j + 2 * w);
+            TOps.Store(a30, s3 + j); TOps.Store(a31, s3 + j + w); TOps.Store(a32, s3 + j + 2 * w);
+        }
+        for (; j < columns; j += w)
+        {
+            TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
+            float* k = keysT + j;
+            for (int d = 0; d < headSize; d++, k += keyStride)
+            {
+                TVec k0 = TOps.Load(k);
+                a0 = TOps.MultiplyAdd(TOps.Create(q0[d]), k0, a0);
+                a1 = TOps.MultiplyAdd(TOps.Create(q1[d]), k0, a1);
+                a2 = TOps.MultiplyAdd(TOps.Create(q2[d]), k0, a2);
+                a3 = TOps.MultiplyAdd(TOps.Create(q3[d]), k0, a3);
+            }
+            TOps.Store(a0, s0 + j); TOps.Store(a1, s1 + j); TOps.Store(a2, s2 + j); TOps.Store(a3, s3 + j);
+        }
+    }
+
+    /// <summary>
+    /// output[r, c] += Σ_{j &lt; count} weights[r, j] · value[j, c] for 4 rows; <paramref name="output"/> is
+    /// [4, columns] dense, <paramref name="weights"/> [4, weightStride], <paramref name="value"/> rows
+    /// <paramref name="valueStride"/> apart. Reads exactly <paramref name="count"/> value rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Accumulate(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count)
+    {
+        int w = TOps.Count;
+        float* o0 = output, o1 = output + columns, o2 = output + 2 * columns, o3 = output + 3 * columns;
+        float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
+        int c = 0;
+        for (; c + 3 * w <= columns; c += 3 * w)
+        {
+            TVec a00 = TOps.Load(o0 + c), a01 = TOps.Load(o0 + c + w), a02 = TOps.Load(o0 + c + 2 * w);
+            TVec a10 = TOps.Load(o1 + c), a11 = TOps.Load(o1 + c + w), a12 = TOps.Load(o1 + c + 2 * w);
+            TVec a20 = TOps.Load(o2 + c), a21 = TOps.Load(o2 + c + w), a22 = TOps.Load(o2 + c + 2 * w);
+            TVec a30 = TOps.Load(o3 + c), a31 = TOps.Load(o3 + c + w), a32 = TOps.Load(o3 + c + 2 * w);
+            float* v = value + c;
+            for (int j = 0; j < count; j++, v += valueStride)
+            {
+                TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = TOps.Load(v + 2 * w);
+                TVec b = TOps.Create(p0[j]);
+                a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01); a02 = TOps.MultiplyAdd(b, v2, a02);
+                b = TOps.Create(p1[j]);
+                a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11); a12 = TOps.MultiplyAdd(b, v2, a12);
+                b = TOps.Create(p2[j]);
+                a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21); a22 = TOps.MultiplyAdd(b, v2, a22);
+                b = TOps.Create(p3[j]);
+                a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31); a32 = TOps.MultiplyAdd(b, v2, a32);
+            }
+            TOps.Store(a00, o0 + c); TOps.Store(a01, o0 + c + w); TOps.Store(a02, o0 + c + 2 * w);
+            TOps.Store(a10, o1 + c); TOps.Store(a11, o1 + c + w); TOps.Store(a12, o1 + c + 2 * w);
+            TOps.Store(a20, o2 + c); TOps.Store(a21, o2 + c + w); TOps.Store(a22, o2 + c + 2 * w);
+            TOps.Store(a30, o3 + c); TOps.Store(a31, o3 + c + w); TOps.Store(a32, o3 + c + 2 * w);
+        }
+        for (; c + w <= columns; c += w)
+        {
+            TVec a0 = TOps.Load(o0 + c), a1 = TOps.Load(o1 + c), a2 = TOps.Load(o2 + c), a3 = TOps.Load(o3 + c);
+            float* v = value + c;
+            for (int j = 0; j < count; j++, v += valueStride)
+            {
+                TVec v0 = TOps.Load(v);
+                a0 = TOps.MultiplyAdd(TOps.Create(p0[j]), v0, a0);
+                a1 = TOps.MultiplyAdd(TOps.Create(p1[j]), v0, a1);
+                a2 = TOps.MultiplyAdd(TOps.Create(p2[j]), v0, a2);
+                a3 = TOps.MultiplyAdd(TOps.Create(p3[j]), v0, a3);
+            }
+            TOps.Store(a0, o0 + c); TOps.Store(a1, o1 + c); TOps.Store(a2, o2 + c); TOps.Store(a3, o3 + c);
+        }
+        for (; c < columns; c++)
+        {
+            float a0 = o0[c], a1 = o1[c], a2 = o2[c], a3 = o3[c];
+            float* v = value + c;
+            for (int j = 0; j < count; j++, v += valueStride)
+            {
+                float v0 = *v;
+                a0 = float.MultiplyAddEstimate(p0[j], v0, a0);
+                a1 = float.MultiplyAddEstimate(p1[j], v0, a1);
+                a2 = float.MultiplyAddEstimate(p2[j], v0, a2);
+                a3 = float.MultiplyAddEstimate(p3[j], v0, a3);
+            }
+            o0[c] = a0; o1[c] = a1; o2[c] = a2; o3[c] = a3;
+        }
+    }
+
+    /// <summary>output[c] += Σ_{j &lt; count} weights[j] · value[j, c] for one row: the edges of a masked tile.</summary>
+    public static void AccumulateRow(float* output, int columns, float* weights, float* value, nint valueStride, int count)
+    {
+        int w = TOps.Count;
+        int c = 0;
+        for (; c + w <= columns; c += w)
+        {
+            TVec a = TOps.Load(output + c);
+            float* v = value + c;
+            for (int j = 0; j < count; j++, v += valueStride)
+                a = TOps.MultiplyAdd(TOps.Create(weights[j]), TOps.Load(v), a);
+            TOps.Store(a, output + c);
+        }
+        for (; c < columns; c++)
+        {
+            float a = output[c];
+            float* v = value + c;
+            for (int j = 0; j < count; j++, v += valueStride)
+                a = float.MultiplyAddEstimate(weights[j], *v, a);
+            output[c] = a;
+        }
+    }
+
+    /// <summary>destination[c] = source[c] · factor over <paramref name="count"/> elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Scale(float* source, float* destination, int count, float factor)
+    {
+        int w = TOps.Count;
+        TVec f = TOps.Create(factor);
+        int c = 0;
+        for (; c + w <= count; c += w) TOps.Store(TOps.Multiply(TOps.Load(source + c), f), destination + c);
+        for (; c < count; c++) destination[c] = source[c] * factor;
+    }
+}

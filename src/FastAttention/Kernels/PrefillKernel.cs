@@ -1,0 +1,221 @@
+using System.Runtime.CompilerServices;
+using FastAttention.Buffers;
+using FastAttention.Planning;
+
+namespace FastAttention.Kernels;
+
+/// <summary>
+/// The fused tile loop, written once over a vector width.
+/// <code>
+///  phase 1 (per key tile):  K[b, kvh, tile] ──transpose──► Kᵀ tile [headSize, keyTile]  (once per call)
+///  phase 2 (per item = query block × all heads of a key-value group):
+///     Q rows ──×scale──► Qs [rows, headSize]
+///     for each 4-row block, for each key tile it can see:
+///         S = Qs·Kᵀ (4 × keyTile, registers) ─► mask edges to −∞ ─► m' = max(m, max S)
+///         if m' &gt; m: O *= e^(m − m'), l *= e^(m − m')
+///         P = e^(S − m'), l += Σ P ─► O += P·V over the visible keys only
+///     O / l ─► output, m + ln l ─► log-sum-exp
+/// </code>
+/// Masked keys are skipped, never multiplied by zero, so NaN or ±∞ in their K or V rows cannot leak.
+/// </summary>
+internal static unsafe class PrefillKernel<TVec, TOps>
+    where TVec : unmanaged
+    where TOps : IVectorOps<TVec>
+{
+    private const int Rows = MicroKernels<TVec, TOps>.Rows;
+
+    /// <summary>Transposes key tile <paramref name="item"/> into its place in <paramref name="packed"/>.</summary>
+    public static void PackKeys(in KernelArguments args, in AttentionPlan plan, float* packed, int item)
+    {
+        int pair = item / plan.KeyTiles, tile = item % plan.KeyTiles;
+        int b = pair / args.KeyValueHeads, kvh = pair % args.KeyValueHeads;
+        int keyTile = plan.KeyTile, d = args.HeadSize;
+        int start = tile * keyTile;
+        int count = Math.Min(keyTile, args.KeyCount - start);
+        int padded = Planner.RoundUp(count, TOps.Count);
+        float* destination = packed + (long)item * d * keyTile;
+        float* source = args.Key + b * args.KeyBatchStride + kvh * args.KeyHeadStride + start * args.KeyRowStride;
+        for (int j = 0; j < count; j++, source += args.KeyRowStride)
+        {
+            float* column = destination + j;
+            for (int k = 0; k < d; k++) column[k * keyTile] = source[k];
+        }
+        // Lanes past the last key are computed by the score tile and then masked; make them finite zeros.
+        for (int k = 0; k < d; k++)
+        {
+            for (int j = count; j < padded; j++) destination[k * keyTile + j] = 0f;
+        }
+    }
+
+    /// <summary>Runs compute item <paramref name="item"/>: one query block of one (batch, key-value head), all heads of its group.</summary>
+    [SkipLocalsInit]
+    public static void Compute(in KernelArguments args, in AttentionPlan plan, float* packed, Workspace workspace, int item)
+    {
+        int rank = item / plan.HeadPairs, pair = item % plan.HeadPairs;
+        int queryBlockIndex = plan.HeavyFirst ? plan.QueryBlocks - 1 - rank : rank;
+        int b = pair / args.KeyValueHeads, kvh = pair % args.KeyValueHeads;
+        int d = args.HeadSize, dv = args.ValueHeadSize, group = args.GroupSize;
+        int firstQuery = queryBlockIndex * plan.QueryBlock;
+        int queries = Math.Min(plan.QueryBlock, args.QueryCount - firstQuery);
+        int rows = group * queries; // row r is query firstQuery + r % queries of head kvh·group + r / queries
+        int paddedRows = Planner.RoundUp(rows, Rows);
+        int keyTile = plan.KeyTile;
+
+        fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
+        fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
+        fixed (float* scores = workspace.Get(2, Rows * keyTile))
+        fixed (float* stats = workspace.Get(3, 2 * paddedRows))
+        {
+            float* rowMax = stats, rowSum = stats + paddedRows;
+
+            // Gather the block's query rows with the scale folded in, once; padded rows are zeros.
+            for (int r = 0; r < paddedRows; r++)
+            {
+                float* destination = queryScratch + r * d;
+                if (r < rows)
+                {
+                    float* source = QueryRow(args, b, kvh * group + r / queries, firstQuery + r % queries);
+                    MicroKernels<TVec, TOps>.Scale(source, destination, d, args.Scale);
+                }
+                else
+                {
+                    new Span<float>(destination, d).Clear();
+                }
+                rowMax[r] = float.NegativeInfinity;
+                rowSum[r] = 0f;
+            }
+            new Span<float>(accumulators, paddedRows * dv).Clear();
+
+            float* keyBase = packed + (long)pair * plan.KeyTiles * d * keyTile;
+            float* valueBase = args.Value + b * args.ValueBatchStride + kvh * args.ValueHeadStride;
+            Span<int> lo = stackalloc int[Rows];
+            Span<int> hi = stackalloc int[Rows];
+
+            for (int r0 = 0; r0 < paddedRows; r0 += Rows)
+            {
+                int real = Math.Min(Rows, rows - r0);
+                int loMin = int.MaxValue, loMax = 0, hiMin = int.MaxValue, hiMax = 0;
+                for (int r = 0; r < real; r++)
+                {
+                    args.VisibleKeys(firstQuery + (r0 + r) % queries, out lo[r], out hi[r]);
+                    loMin = Math.Min(loMin, lo[r]); loMax = Math.Max(loMax, lo[r]);
+                    hiMin = Math.Min(hiMin, hi[r]); hiMax = Math.Max(hiMax, hi[r]);
+                }
+
+                // Tiles wholly outside every row's visible range are never touched.
+                int firstTile = loMin / keyTile;
+                for (int tile = firstTile; tile < plan.KeyTiles && tile * keyTile < hiMax; tile++)
+                {
+                    int start = tile * keyTile;
+                    int visibleEnd = Math.Min(Math.Min(keyTile, args.KeyCount - start), hiMax - start);
+                    int columns = Planner.RoundUp(visibleEnd, TOps.Count);
+                    MicroKernels<TVec, TOps>.Scores(queryScratch + r0 * d, d, keyBase + (long)tile * d * keyTile, keyTile, scores, keyTile, columns);
+
+                    // Which keys each row sees in this tile, relative to its start: [from, to).
+                    int commonFrom = 0, commonTo = columns;
+                    bool masked = !(start >= loMax && start + columns <= hiMin);
+                    for (int r = 0; r < Rows; r++)
+                    {
+                        float* s = scores + r * keyTile;
+                        if (r >= real)
+                        {
+                            new Span<float>(s, columns).Clear(); // padded rows: zero weights, finite, never output
+                            continue;
+                        }
+                        int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, 0, visibleEnd);
+                        commonFrom = Math.Max(commonFrom, from);
+                        commonTo = Math.Min(commonTo, to);
+                        if (from >= to) continue; // nothing visible for this row here: its state is unchanged
+                        if (masked)
+                        {
+                            new Span<float>(s, from).Fill(float.NegativeInfinity);
+                            new Span<float>(s + to, columns - to).Fill(float.NegativeInfinity);
+                        }
+                        UpdateRow(s, columns, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
+                    }
+
+                    float* valueTile = valueBase + start * args.ValueRowStride;
+                    if (commonFrom < commonTo)
+                    {
+                        MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, scores + commonFrom, keyTile,
+                            valueTile + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
+                    }
+                    else
+                    {
+                        commonFrom = commonTo = 0;
+                    }
+                    if (masked || commonTo - commonFrom != visibleEnd)
+                    {
+                        // Row edges outside the common range, one row at a time.
+                        for (int r = 0; r < real; r++)
+                        {
+                            int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, 0, visibleEnd);
+                            if (from >= to) continue;
+                            float* output = accumulators + (r0 + r) * dv;
+                            float* s = scores + r * keyTile;
+                            int leftEnd = Math.Min(to, commonFrom < commonTo ? commonFrom : to);
+                            if (from < leftEnd)
+                                MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + from, valueTile + from * args.ValueRowStride, args.ValueRowStride, leftEnd - from);
+                            int rightStart = Math.Max(from, commonFrom < commonTo ? commonTo : to);
+                            if (rightStart < to)
+                                MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + rightStart, valueTile + rightStart * args.ValueRowStride, args.ValueRowStride, to - rightStart);
+                        }
+                    }
+                }
+            }
+
+            // Deferred normalisation: one division per row, then the strided store.
+            for (int r = 0; r < rows; r++)
+            {
+                int head = kvh * group + r / queries, query = firstQuery + r % queries;
+                float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
+                float sum = rowSum[r];
+                if (sum == 0f)
+                {
+                    // No visible key: zeros, and a log-sum-exp of −∞ (never 0·∞ = NaN).
+                    new Span<float>(output, dv).Clear();
+                    if (args.LogSumExp != null) args.LogSumExp[((long)b * args.QueryHeads + head) * args.QueryCount + query] = float.NegativeInfinity;
+                    continue;
+                }
+                MicroKernels<TVec, TOps>.Scale(accumulators + r * dv, output, dv, 1f / sum);
+                if (args.LogSumExp != null)
+                    args.LogSumExp[((long)b * args.QueryHeads + head) * args.QueryCount + query] = (float)(rowMax[r] + Math.Log(sum)); // one rounding: ln l in double
+            }
+        }
+    }
+
+    /// <summary>Online-softmax update of one row over one tile: rescale on a new maximum, then weights in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void UpdateRow(float* s, int columns, ref float rowMax, ref float rowSum, float* output, int dv)
+    {
+        int w = TOps.Count;
+        TVec max = TOps.Create(float.NegativeInfinity);
+        for (int j = 0; j < columns; j += w) max = TOps.Max(max, TOps.Load(s + j));
+        float tileMax = TOps.MaxAcross(max);
+        float previous = rowMax;
+        if (tileMax > previous)
+        {
+            // The row's maximum rose: rescale what was accumulated (nothing yet when previous is −∞).
+            if (previous != float.NegativeInfinity)
+            {
+                float alpha = VectorMath.Exp(previous - tileMax);
+                rowSum *= alpha;
+                MicroKernels<TVec, TOps>.Scale(output, output, dv, alpha);
+            }
+            rowMax = tileMax;
+        }
+        TVec m = TOps.Create(rowMax);
+        TVec sum = TOps.Zero;
+        for (int j = 0; j < columns; j += w)
+        {
+            TVec p = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), m));
+            TOps.Store(p, s + j);
+            sum = TOps.Add(sum, p);
+        }
+        rowSum += TOps.SumAcross(sum);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* QueryRow(in KernelArguments args, int b, int head, int query) =>
+        args.Query + b * args.QueryBatchStride + head * args.QueryHeadStride + query * args.QueryRowStride;
+}

@@ -1,0 +1,61 @@
+using System.Runtime.CompilerServices;
+
+namespace FastAttention.Kernels;
+
+/// <summary>The exp the softmax needs, written once over any vector width.</summary>
+internal static class VectorMath
+{
+    // Below this, e^x rounds to zero in float (e^x < 2^-150); above the other edge it overflows.
+    internal const float UnderflowEdge = -103.972084f;
+    internal const float OverflowEdge = 88.8f;
+
+    private const float Log2E = 1.44269504088896341f;
+
+    // ln 2 split in two (Cody–Waite) so that x − n·ln2 stays exact to float precision with or without FMA.
+    private const float Ln2Hi = 0.693359375f;
+    private const float Ln2Lo = -2.12194440e-4f;
+
+    // Minimax coefficients of (e^r − 1 − r)/r² on [−ln2/2, ln2/2] (Cephes expf); the whole is within 1 ulp.
+    private const float P0 = 1.9875691500e-4f;
+    private const float P1 = 1.3981999507e-3f;
+    private const float P2 = 8.3334519073e-3f;
+    private const float P3 = 4.1665795894e-2f;
+    private const float P4 = 1.6666665459e-1f;
+    private const float P5 = 5.0000001201e-1f;
+
+    /// <summary>
+    /// e^x per lane, at most 2 ulp from the correctly rounded result (subnormal results included),
+    /// exactly 0 below <see cref="UnderflowEdge"/> and at −∞, +∞ above the overflow edge, NaN for NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Exp<TVec, TOps>(TVec x)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+    {
+        // x = n·ln2 + r with |r| ≤ ln2/2.
+        TVec n = TOps.Round(TOps.Multiply(x, TOps.Create(Log2E)));
+        TVec r = TOps.MultiplyAdd(n, TOps.Create(-Ln2Hi), x);
+        r = TOps.MultiplyAdd(n, TOps.Create(-Ln2Lo), r);
+
+        TVec p = TOps.MultiplyAdd(TOps.Create(P0), r, TOps.Create(P1));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(P2));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(P3));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(P4));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(P5));
+        p = TOps.MultiplyAdd(p, TOps.Multiply(r, r), TOps.Add(r, TOps.Create(1f)));
+
+        // 2^n as 2^a·2^b with both factors normal: the first product is exact, the second rounds once,
+        // so results in the subnormal range are rounded correctly and n = 128 overflows only when it should.
+        TVec a = TOps.Floor(TOps.Multiply(n, TOps.Create(0.5f)));
+        TVec b = TOps.Subtract(n, a);
+        TVec result = TOps.Multiply(TOps.Multiply(p, TOps.Pow2(a)), TOps.Pow2(b));
+
+        // Out-of-range lanes computed garbage above; NaN lanes compare false and keep the NaN from p.
+        result = TOps.SelectLess(x, TOps.Create(UnderflowEdge), TOps.Zero, result);
+        return TOps.SelectGreater(x, TOps.Create(OverflowEdge), TOps.Create(float.PositiveInfinity), result);
+    }
+
+    /// <summary>Scalar e^x with the same algorithm (and so the same rounding) as the vector lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Exp(float x) => Exp<float, ScalarOps>(x);
+}

@@ -1,0 +1,41 @@
+using FastAttention.Kernels;
+
+namespace FastAttention.Planning;
+
+/// <summary>
+/// How one call runs: the kernel width, the block sizes and the work items. Everything here depends on the
+/// problem and the instruction set only, never on the thread count, so results are identical for every degree
+/// of parallelism (the thread count only decides who runs which item).
+/// </summary>
+internal readonly record struct AttentionPlan
+{
+    public KernelWidth Width { get; init; }
+
+    /// <summary>Keys per tile (a multiple of the lane count); the packed key layout uses this width.</summary>
+    public int KeyTile { get; init; }
+
+    public int KeyTiles { get; init; }
+
+    /// <summary>Query rows (per query head) handled by one compute item, for all heads of a key-value group.</summary>
+    public int QueryBlock { get; init; }
+
+    public int QueryBlocks { get; init; }
+
+    /// <summary>Batch × key-value heads.</summary>
+    public int HeadPairs { get; init; }
+
+    /// <summary>Phase 1 items: one key tile of one (batch, key-value head) transposed into the packed buffer.</summary>
+    public int PackItems => HeadPairs * KeyTiles;
+
+    /// <summary>Phase 2 items: one query block of one (batch, key-value head), all heads of its group.</summary>
+    public int ComputeItems => HeadPairs * QueryBlocks;
+
+    /// <summary>Floats of the packed, transposed keys: [headPairs, keyTiles, headSize, keyTile].</summary>
+    public long PackedKeyLength { get; init; }
+
+    /// <summary>Threads to use, the calling thread included.</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Whether items run heaviest first (causal: later query blocks see more keys).</summary>
+    public bool HeavyFirst { get; init; }
+}

@@ -1,0 +1,88 @@
+using FastAttention.Kernels;
+using FastAttention.Tests.Support;
+using Xunit;
+
+namespace FastAttention.Tests.Kernels;
+
+/// <summary>Every head size and key count around the vector boundaries, at every width.</summary>
+public class BoundaryTests
+{
+    private static readonly int[] Sizes =
+        [.. Enumerable.Range(1, 40), 63, 64, 65, 127, 128, 129, 255, 256, 257];
+
+    public static TheoryData<int, int> HeadSizes()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (var w in KernelDispatch.All) foreach (int d in Sizes) data.Add((int)w, d);
+        return data;
+    }
+
+    public static TheoryData<int, int> KeyCounts()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (var w in KernelDispatch.All) foreach (int k in Sizes.Prepend(0)) data.Add((int)w, k);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(HeadSizes))]
+    public void Compute_HeadSizeNearVectorBoundary_MatchesReference(int widthBits, int headSize)
+    {
+        var width = (KernelWidth)widthBits;
+        foreach (var causal in new[] { CausalMask.None, CausalMask.BottomRight })
+        {
+            var problem = TestProblem.Create(new ProblemSpec(1, 2, 1, 5, 37, headSize, headSize, LayoutKind.Strided, causal, null, 2f, headSize));
+            var (output, lse) = problem.Run(width);
+            Tolerance.AssertClose(problem, output, lse);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(KeyCounts))]
+    public void Compute_KeyCountNearVectorBoundary_MatchesReference(int widthBits, int keyCount)
+    {
+        var width = (KernelWidth)widthBits;
+        foreach (var causal in new[] { CausalMask.None, CausalMask.TopLeft, CausalMask.BottomRight })
+        {
+            var problem = TestProblem.Create(new ProblemSpec(1, 3, 3, 6, keyCount, 33, 17, LayoutKind.Bshd, causal, null, 2f, keyCount));
+            var (output, lse) = problem.Run(width);
+            Tolerance.AssertClose(problem, output, lse);
+        }
+    }
+
+    [Theory]
+    [InlineData(CausalMask.BottomRight, 9, 4)]  // rows 0..4 see no key
+    [InlineData(CausalMask.None, 5, 0)]         // no keys at all
+    [InlineData(CausalMask.TopLeft, 7, 0)]
+    public void Compute_FullyMaskedRows_ZerosAndNegativeInfinityLogSumExp(CausalMask causal, int queryCount, int keyCount)
+    {
+        foreach (var width in KernelDispatch.All)
+        {
+            var problem = TestProblem.Create(new ProblemSpec(2, 2, 1, queryCount, keyCount, 8, 8, LayoutKind.Bhsd, causal, null, 2f, 7));
+            var (output, lse) = problem.Run(width);
+            var s = problem.Shape;
+            for (int b = 0; b < s.Batch; b++)
+            for (int h = 0; h < s.QueryHeads; h++)
+            for (int i = 0; i < s.QueryCount; i++)
+            {
+                bool any = Enumerable.Range(0, keyCount).Any(j => ReferenceAttention.IsVisible(causal, i, j, queryCount, keyCount));
+                long row = ((long)b * s.QueryHeads + h) * s.QueryCount + i;
+                if (any) continue;
+                Assert.Equal(float.NegativeInfinity, lse[row]);
+                for (int c = 0; c < s.ValueHeadSize; c++) Assert.Equal(0f, output[row * s.ValueHeadSize + c]);
+            }
+            Assert.All(output, x => Assert.False(float.IsNaN(x)));
+            Tolerance.AssertClose(problem, output, lse);
+        }
+    }
+
+    [Fact]
+    public void Compute_NaNInVisibleValue_PropagatesToThatRowOnly()
+    {
+        var problem = TestProblem.Create(new ProblemSpec(1, 1, 1, 6, 6, 4, 4, LayoutKind.Bhsd, CausalMask.TopLeft, null, 1f, 3));
+        problem.Value[3 * 4 + 1] = float.NaN; // key 3, column 1: visible to rows 3, 4, 5
+        var (output, _) = problem.Run();
+        for (int i = 0; i < 6; i++)
+            Assert.Equal(i >= 3, float.IsNaN(output[i * 4 + 1]));
+    }
+}

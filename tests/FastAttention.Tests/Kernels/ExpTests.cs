@@ -1,0 +1,95 @@
+using System.Runtime.Intrinsics;
+using FastAttention.Kernels;
+using Xunit;
+
+namespace FastAttention.Tests.Kernels;
+
+public unsafe class ExpTests
+{
+    public static TheoryData<int> Widths => new(KernelDispatch.All.Select(w => (int)w));
+
+    private static float[] Run(KernelWidth width, float[] input)
+    {
+        var output = new float[input.Length];
+        int lanes = KernelDispatch.Lanes(width);
+        var padded = new float[(input.Length + lanes - 1) / lanes * lanes];
+        input.CopyTo(padded, 0);
+        var result = new float[padded.Length];
+        fixed (float* x = padded)
+        fixed (float* y = result)
+        {
+            for (int i = 0; i < padded.Length; i += lanes)
+            {
+                switch (width)
+                {
+                    case KernelWidth.Vector512: VectorMath.Exp<Vector512<float>, Vector512Ops>(Vector512.Load(x + i)).Store(y + i); break;
+                    case KernelWidth.Vector256: VectorMath.Exp<Vector256<float>, Vector256Ops>(Vector256.Load(x + i)).Store(y + i); break;
+                    case KernelWidth.Vector128: VectorMath.Exp<Vector128<float>, Vector128Ops>(Vector128.Load(x + i)).Store(y + i); break;
+                    default: y[i] = VectorMath.Exp(x[i]); break;
+                }
+            }
+        }
+        Array.Copy(result, output, output.Length);
+        return output;
+    }
+
+    /// <summary>Distance in units in the last place, counting subnormal steps too.</summary>
+    private static long UlpDistance(float a, float b)
+    {
+        int ia = BitConverter.SingleToInt32Bits(a), ib = BitConverter.SingleToInt32Bits(b);
+        if (ia < 0) ia = int.MinValue - ia;
+        if (ib < 0) ib = int.MinValue - ib;
+        return Math.Abs((long)ia - ib);
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Exp_MillionSampledInputs_WithinTwoUlpOfMathExp(int widthBits)
+    {
+        var width = (KernelWidth)widthBits;
+        var random = new Random(20261128);
+        var input = new float[1_000_000];
+        for (int i = 0; i < input.Length; i++)
+        {
+            // Most of the softmax's range (x ≤ 0), the whole finite range, and the subnormal results.
+            input[i] = (i % 3) switch
+            {
+                0 => -random.NextSingle() * 30f,
+                1 => (random.NextSingle() * 2 - 1) * 88.7f,
+                _ => -87f - random.NextSingle() * 17f,
+            };
+        }
+        var output = Run(width, input);
+        long worst = 0;
+        float worstAt = 0;
+        for (int i = 0; i < input.Length; i++)
+        {
+            long ulps = UlpDistance(output[i], (float)Math.Exp(input[i]));
+            if (ulps > worst) { worst = ulps; worstAt = input[i]; }
+        }
+        Assert.True(worst <= 2, $"{width}: {worst} ulp at x = {worstAt:R}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Exp_Edges_ExactZeroInfinityAndNaN(int widthBits)
+    {
+        var width = (KernelWidth)widthBits;
+        float[] input =
+        [
+            float.NegativeInfinity, -1e30f, -104f, -103.98f, VectorMath.UnderflowEdge - 0.001f,
+            0f, -0f, float.Epsilon, 88.72f, 88.7229f, 89f, 1e30f, float.PositiveInfinity, float.NaN, -103.9f, -87.34f,
+        ];
+        var output = Run(width, input);
+        for (int i = 0; i < input.Length; i++)
+        {
+            float x = input[i], y = output[i];
+            if (float.IsNaN(x)) Assert.True(float.IsNaN(y), $"{width}: exp(NaN) = {y}");
+            else if (x < VectorMath.UnderflowEdge) Assert.Equal(0f, y);
+            else Assert.True(UlpDistance(y, (float)Math.Exp(x)) <= 2, $"{width}: exp({x:R}) = {y:R}, Math.Exp gives {(float)Math.Exp(x):R}");
+        }
+        Assert.Equal(1f, output[5]);
+        Assert.Equal(float.PositiveInfinity, output[10]);
+        Assert.Equal(float.PositiveInfinity, output[12]);
+    }
+}
