@@ -74,15 +74,16 @@ public static unsafe partial class Attention
             KernelArguments args = Arguments(shape, options, q, k, v, o, wantLogSumExp ? lse : null);
             int threads = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
             AttentionPlan plan = Planner.Plan(args, width, threads);
-            if (plan.PackedKeyLength > Array.MaxLength)
-                ThrowHelper.ArgumentOutOfRange(nameof(key), $"The keys of shape {shape} need {plan.PackedKeyLength} floats of scratch, more than one array holds.");
+            long scratchLength = plan.Kind == KernelKind.Decode ? plan.PartialLength : plan.PackedKeyLength;
+            if (scratchLength > Array.MaxLength)
+                ThrowHelper.ArgumentOutOfRange(nameof(key), $"The keys of shape {shape} need {scratchLength} floats of scratch, more than one array holds.");
 
             Workspace shared = workspaces.Rent();
             try
             {
-                fixed (float* packed = shared.Get(0, (int)plan.PackedKeyLength))
+                fixed (float* scratch = shared.Get(0, (int)scratchLength))
                 {
-                    AttentionJob.ForCurrentThread(workspaces).Run(args, plan, packed);
+                    AttentionJob.ForCurrentThread(workspaces).Run(args, plan, scratch);
                 }
             }
             finally

@@ -11,6 +11,18 @@ internal readonly record struct AttentionPlan
 {
     public KernelWidth Width { get; init; }
 
+    /// <summary>Prefill tiles (many query rows) or decode slices (few query rows, long key sequence).</summary>
+    public KernelKind Kind { get; init; }
+
+    /// <summary>Decode: keys per slice of the key sequence.</summary>
+    public int SplitSize { get; init; }
+
+    /// <summary>Decode: slices per key-value head, from the key count alone.</summary>
+    public int Splits { get; init; }
+
+    /// <summary>Decode: floats of partial state, [headPairs, splits, group·queryCount, valueHeadSize + 2].</summary>
+    public long PartialLength { get; init; }
+
     /// <summary>Keys per tile (a multiple of the lane count); the packed key layout uses this width.</summary>
     public int KeyTile { get; init; }
 
@@ -23,6 +35,9 @@ internal readonly record struct AttentionPlan
 
     /// <summary>Batch × key-value heads.</summary>
     public int HeadPairs { get; init; }
+
+    /// <summary>Decode phase 1 items: one slice of one (batch, key-value head).</summary>
+    public int SliceItems => HeadPairs * Splits;
 
     /// <summary>Phase 1 items: one key tile of one (batch, key-value head) transposed into the packed buffer.</summary>
     public int PackItems => HeadPairs * KeyTiles;
@@ -38,4 +53,10 @@ internal readonly record struct AttentionPlan
 
     /// <summary>Whether items run heaviest first (causal: later query blocks see more keys).</summary>
     public bool HeavyFirst { get; init; }
+}
+
+internal enum KernelKind
+{
+    Prefill,
+    Decode,
 }

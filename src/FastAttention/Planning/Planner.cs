@@ -17,8 +17,16 @@ internal static class Planner
     // Below this many multiply-adds a call stays on the calling thread: waking a pool thread costs more.
     internal const long ParallelThreshold = 1L << 20;
 
+    // Decode: at most this many query rows per head go to the split-KV kernel, which reads K and V rows directly.
+    internal const int DecodeMaxQueries = 4;
+
+    // Decode: keys per slice. Fixed, so the slice count (and the merge order) depends on the key count alone.
+    internal const int DecodeSplitSize = 512;
+
     public static AttentionPlan Plan(in KernelArguments args, KernelWidth width, int maxThreads)
     {
+        if (args.QueryCount <= DecodeMaxQueries && args.KeyCount > 0) return PlanDecode(args, width, maxThreads);
+
         int lanes = KernelDispatch.Lanes(width);
         int block = 3 * lanes;
         int d = args.HeadSize, dv = args.ValueHeadSize, lk = args.KeyCount, lq = args.QueryCount;
@@ -51,6 +59,25 @@ internal static class Planner
             PackedKeyLength = (long)headPairs * keyTiles * d * keyTile,
             Threads = threads,
             HeavyFirst = args.Causal != CausalMask.None,
+        };
+    }
+
+    private static AttentionPlan PlanDecode(in KernelArguments args, KernelWidth width, int maxThreads)
+    {
+        int splitSize = Math.Min(DecodeSplitSize, args.KeyCount);
+        int splits = (args.KeyCount + splitSize - 1) / splitSize;
+        int headPairs = args.Batch * args.KeyValueHeads;
+        int rows = args.GroupSize * args.QueryCount;
+        long work = (long)args.Batch * args.QueryHeads * args.QueryCount * args.KeyCount * (args.HeadSize + args.ValueHeadSize);
+        return new AttentionPlan
+        {
+            Width = width,
+            Kind = KernelKind.Decode,
+            SplitSize = splitSize,
+            Splits = splits,
+            HeadPairs = headPairs,
+            PartialLength = (long)headPairs * splits * rows * (args.ValueHeadSize + 2),
+            Threads = work < ParallelThreshold ? 1 : Math.Max(1, maxThreads),
         };
     }
 

@@ -15,52 +15,66 @@ internal sealed unsafe class AttentionJob : ParallelJob
 
     private KernelArguments _args;
     private AttentionPlan _plan;
-    private float* _packedKeys;
-    private bool _packing;
+    private float* _scratch; // prefill: packed keys; decode: per-slice partial states
+    private Phase _phase;
+
+    private enum Phase { PackKeys, Tiles, Slices, Merge }
 
     private AttentionJob(WorkspacePool workspaces) : base(workspaces) { }
 
     public static AttentionJob ForCurrentThread(WorkspacePool workspaces) => t_current ??= new AttentionJob(workspaces);
 
     /// <summary>Runs both phases; returns when every item is done.</summary>
-    public void Run(in KernelArguments args, in AttentionPlan plan, float* packedKeys)
+    public void Run(in KernelArguments args, in AttentionPlan plan, float* scratch)
     {
         _args = args;
         _plan = plan;
-        _packedKeys = packedKeys;
+        _scratch = scratch;
         try
         {
-            _packing = true;
-            Run(plan.PackItems, plan.Threads);
-            _packing = false;
-            Run(plan.ComputeItems, plan.Threads);
+            if (plan.Kind == KernelKind.Decode)
+            {
+                _phase = Phase.Slices;
+                Run(plan.SliceItems, plan.Threads);
+                _phase = Phase.Merge;
+                Run(plan.HeadPairs, plan.Threads);
+            }
+            else
+            {
+                _phase = Phase.PackKeys;
+                Run(plan.PackItems, plan.Threads);
+                _phase = Phase.Tiles;
+                Run(plan.ComputeItems, plan.Threads);
+            }
         }
         finally
         {
             _args = default;
-            _packedKeys = null;
+            _scratch = null;
         }
     }
 
     protected override void Execute(int item, Workspace workspace)
     {
-        if (_packing)
-        {
-            switch (_plan.Width)
-            {
-                case KernelWidth.Vector512: PrefillKernel<Vector512<float>, Vector512Ops>.PackKeys(_args, _plan, _packedKeys, item); break;
-                case KernelWidth.Vector256: PrefillKernel<Vector256<float>, Vector256Ops>.PackKeys(_args, _plan, _packedKeys, item); break;
-                case KernelWidth.Vector128: PrefillKernel<Vector128<float>, Vector128Ops>.PackKeys(_args, _plan, _packedKeys, item); break;
-                default: PrefillKernel<float, ScalarOps>.PackKeys(_args, _plan, _packedKeys, item); break;
-            }
-            return;
-        }
         switch (_plan.Width)
         {
-            case KernelWidth.Vector512: PrefillKernel<Vector512<float>, Vector512Ops>.Compute(_args, _plan, _packedKeys, workspace, item); break;
-            case KernelWidth.Vector256: PrefillKernel<Vector256<float>, Vector256Ops>.Compute(_args, _plan, _packedKeys, workspace, item); break;
-            case KernelWidth.Vector128: PrefillKernel<Vector128<float>, Vector128Ops>.Compute(_args, _plan, _packedKeys, workspace, item); break;
-            default: PrefillKernel<float, ScalarOps>.Compute(_args, _plan, _packedKeys, workspace, item); break;
+            case KernelWidth.Vector512: Execute<Vector512<float>, Vector512Ops>(item, workspace); break;
+            case KernelWidth.Vector256: Execute<Vector256<float>, Vector256Ops>(item, workspace); break;
+            case KernelWidth.Vector128: Execute<Vector128<float>, Vector128Ops>(item, workspace); break;
+            default: Execute<float, ScalarOps>(item, workspace); break;
+        }
+    }
+
+    private void Execute<TVec, TOps>(int item, Workspace workspace)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+    {
+        switch (_phase)
+        {
+            case Phase.PackKeys: PrefillKernel<TVec, TOps>.PackKeys(_args, _plan, _scratch, item); break;
+            case Phase.Tiles: PrefillKernel<TVec, TOps>.Compute(_args, _plan, _scratch, workspace, item); break;
+            case Phase.Slices: DecodeKernel<TVec, TOps>.Slice(_args, _plan, _scratch, workspace, item); break;
+            default: DecodeKernel<TVec, TOps>.Merge(_args, _plan, _scratch, item); break;
         }
     }
 }

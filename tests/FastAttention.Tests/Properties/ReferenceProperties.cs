@@ -29,6 +29,24 @@ public class ReferenceProperties
             Tolerance.AssertClose(problem, output, lse);
         });
 
+    /// <summary>Few query rows against long key sequences: the split-KV decode path, several slices merged.</summary>
+    [Property(MaxTest = 150)]
+    public Property Compute_DecodeShapes_MatchesReference() =>
+        Prop.ForAll((from spec in Generators.Problems()
+                     from queryCount in Gen.Choose(1, 4)
+                     from keyCount in Gen.Choose(1, 1600)
+                     from width in Gen.Elements(KernelDispatch.All.ToArray())
+                     select (spec with
+                     {
+                         Layout = spec.Layout == LayoutKind.PackedQkv ? LayoutKind.Bshd : spec.Layout,
+                         QueryCount = queryCount, KeyCount = keyCount, HeadSize = Math.Min(spec.HeadSize, 96), ValueHeadSize = Math.Min(spec.ValueHeadSize, 96),
+                     }, width)).ToArbitrary(), t =>
+        {
+            var problem = TestProblem.Create(t.Item1);
+            var (output, lse) = problem.Run(t.width, threads: 2);
+            Tolerance.AssertClose(problem, output, lse);
+        });
+
     [Property(MaxTest = 250)]
     public Property Compute_EveryWidth_MatchesReference() =>
         Prop.ForAll(Generators.Problems().ToArbitrary(), Gen.Elements(KernelDispatch.All.ToArray()).ToArbitrary(), (spec, width) =>

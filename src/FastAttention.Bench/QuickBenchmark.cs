@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace FastAttention.Bench;
+
+public sealed record BenchResult(
+    [property: JsonPropertyName("case")] string Case,
+    [property: JsonPropertyName("engine")] string Engine,
+    [property: JsonPropertyName("threads")] int Threads,
+    [property: JsonPropertyName("median_ns")] double MedianNs,
+    [property: JsonPropertyName("gflops")] double Gflops,
+    [property: JsonPropertyName("gbs")] double Gbs,
+    [property: JsonPropertyName("peak_fraction")] double PeakFraction,
+    [property: JsonPropertyName("allocated_bytes")] long AllocatedBytes);
+
+public sealed record BenchReport(
+    [property: JsonPropertyName("cpu")] string Cpu,
+    [property: JsonPropertyName("fma_peak_gflops")] Dictionary<string, double> FmaPeakGflops,
+    [property: JsonPropertyName("read_bandwidth_gbs")] Dictionary<string, double> ReadBandwidthGbs,
+    [property: JsonPropertyName("results")] List<BenchResult> Results);
+
+[JsonSerializable(typeof(BenchReport))]
+[JsonSourceGenerationOptions(WriteIndented = true)]
+public sealed partial class BenchJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// The quick regression benchmark: every case at 1 thread and at all cores, FastAttention beside the naive
+/// TensorPrimitives baseline, medians over repetitions, against the FMA peak and read bandwidth measured here.
+/// </summary>
+public static class QuickBenchmark
+{
+    public sealed record Settings(IReadOnlyList<BenchCase> Cases, IReadOnlyList<int> ThreadCounts, bool IncludeNaive, double SecondsPerMeasurement);
+
+    public static Settings Quick => new(
+        BenchCase.All.Where(c => c.Name != "L4096d128c").ToList(),
+        Environment.ProcessorCount > 1 ? [1, Environment.ProcessorCount] : [1],
+        IncludeNaive: true,
+        SecondsPerMeasurement: 1.0);
+
+    public static BenchReport Run(Settings settings, Action<string>? progress = null)
+    {
+        progress?.Invoke("measuring the FMA peak and read bandwidth");
+        var fma = new Dictionary<string, double>();
+        var bandwidth = new Dictionary<string, double>();
+        var buffer = MachinePeaks.AllocateBandwidthBuffer();
+        foreach (int t in settings.ThreadCounts)
+        {
+            fma[t.ToString()] = MachinePeaks.FmaPeakGflops(t);
+            bandwidth[t.ToString()] = MachinePeaks.ReadBandwidthGbs(t, buffer);
+        }
+        buffer = null;
+        GC.Collect();
+
+        var results = new List<BenchResult>();
+        foreach (var c in settings.Cases)
+        {
+            var shape = c.Shape;
+            var random = new Random(42);
+            float[] q = Fill(random, shape.QueryLength), k = Fill(random, shape.KeyLength), v = Fill(random, shape.ValueLength);
+            float[] o = new float[shape.OutputLength];
+            foreach (int t in settings.ThreadCounts)
+            {
+                progress?.Invoke($"{c.Name} FastAttention {t} thread(s)");
+                var options = c.Options(t);
+                results.Add(Measure(c, "FastAttention", t, fma, bandwidth, settings.SecondsPerMeasurement,
+                    () => Attention.Compute(q, k, v, o, shape, options)));
+                if (settings.IncludeNaive)
+                {
+                    progress?.Invoke($"{c.Name} naive {t} thread(s)");
+                    results.Add(Measure(c, "Naive", t, fma, bandwidth, settings.SecondsPerMeasurement,
+                        () => NaiveAttention.Compute(q, k, v, o, c, t)));
+                }
+            }
+        }
+        return new BenchReport(CpuName(), fma, bandwidth, results);
+    }
+
+    public static BenchResult Measure(BenchCase c, string engine, int threads, Dictionary<string, double> fma, Dictionary<string, double> bandwidth,
+        double seconds, Action call)
+    {
+        call(); // warm up: JIT, workspaces
+        var sw = Stopwatch.StartNew();
+        call();
+        double once = Math.Max(sw.Elapsed.TotalSeconds, 1e-7);
+        int repetitions = (int)Math.Clamp(seconds / once, 3, 200);
+        int callsPerRepetition = (int)Math.Clamp(0.005 / once, 1, 10_000); // ≥ 5 ms per timed sample
+        var samples = new double[repetitions];
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        for (int r = 0; r < repetitions; r++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            for (int i = 0; i < callsPerRepetition; i++) call();
+            samples[r] = Stopwatch.GetElapsedTime(start).TotalNanoseconds / callsPerRepetition;
+        }
+        long allocatedPerCall = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / ((long)repetitions * callsPerRepetition);
+        Array.Sort(samples);
+        double median = samples[samples.Length / 2];
+        double gflops = c.Flops / median;
+        double gbs = c.KeyValueBytes / median;
+        double peak = c.IsDecode ? gbs / bandwidth[threads.ToString()] : gflops / fma[threads.ToString()];
+        return new BenchResult(c.Name, engine, threads, median, gflops, gbs, peak, allocatedPerCall);
+    }
+
+    private static float[] Fill(Random random, long length)
+    {
+        var a = new float[length];
+        for (long i = 0; i < a.Length; i++) a[i] = random.NextSingle() * 2 - 1;
+        return a;
+    }
+
+    public static string CpuName()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/cpuinfo"))
+                if (line.StartsWith("model name", StringComparison.Ordinal))
+                    return line[(line.IndexOf(':') + 1)..].Trim() + $" ({Environment.ProcessorCount} cores)";
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} ({Environment.ProcessorCount} cores)";
+    }
+
+    public static string ToJson(BenchReport report) => JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport);
+
+    public static BenchReport FromJson(string json) =>
+        JsonSerializer.Deserialize(json, BenchJsonContext.Default.BenchReport) ?? throw new InvalidDataException("empty benchmark JSON");
+
+    /// <summary>Cases (engine FastAttention) slower than the baseline by more than <paramref name="maxRegressionPercent"/>.</summary>
+    public static List<string> Regressions(BenchReport current, BenchReport baseline, double maxRegressionPercent)
+    {
+        var failures = new List<string>();
+        foreach (var r in current.Results.Where(r => r.Engine == "FastAttention"))
+        {
+            var b = baseline.Results.FirstOrDefault(x => x.Case == r.Case && x.Engine == r.Engine && x.Threads == r.Threads);
+            if (b is null) continue;
+            double slower = (r.MedianNs / b.MedianNs - 1) * 100;
+            if (slower > maxRegressionPercent)
+                failures.Add($"{r.Case} ({r.Threads} thread(s)): {r.MedianNs / 1e3:F1} µs vs baseline {b.MedianNs / 1e3:F1} µs, {slower:F0}% slower (limit {maxRegressionPercent}%)");
+        }
+        return failures;
+    }
+}

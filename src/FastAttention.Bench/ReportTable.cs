@@ -1,0 +1,29 @@
+namespace FastAttention.Bench;
+
+/// <summary>The quick benchmark's table as plain rows, for any renderer.</summary>
+public static class ReportRows
+{
+    public static readonly string[] Header = ["case", "engine", "threads", "median", "GFLOP/s", "GB/s", "% of peak", "vs naive", "alloc B/call"];
+
+    public static IEnumerable<string[]> Rows(BenchReport report)
+    {
+        foreach (var r in report.Results)
+        {
+            var naive = report.Results.FirstOrDefault(x => x.Case == r.Case && x.Threads == r.Threads && x.Engine == "Naive");
+            string ratio = naive is null || r.Engine == "Naive" ? "" : $"{naive.MedianNs / r.MedianNs:F1}×";
+            yield return
+            [
+                r.Case, r.Engine, r.Threads.ToString(), FormatTime(r.MedianNs), $"{r.Gflops:F1}", $"{r.Gbs:F1}",
+                $"{r.PeakFraction * 100:F0} %", ratio, r.AllocatedBytes.ToString(),
+            ];
+        }
+    }
+
+    public static string FormatTime(double ns) => ns switch
+    {
+        < 1e3 => $"{ns:F0} ns",
+        < 1e6 => $"{ns / 1e3:F1} µs",
+        < 1e9 => $"{ns / 1e6:F2} ms",
+        _ => $"{ns / 1e9:F2} s",
+    };
+}
