@@ -79,7 +79,10 @@ public static class QuickBenchmark
     public static BenchResult Measure(BenchCase c, string engine, int threads, Dictionary<string, double> fma, Dictionary<string, double> bandwidth,
         double seconds, Action call)
     {
-        call(); // warm up: JIT, workspaces
+        // Warm up past tiered compilation (methods are re-jitted after about 30 calls) and grow the workspaces.
+        var warm = Stopwatch.StartNew();
+        int warmCalls = 0;
+        while (warmCalls < 60 && (warmCalls < 3 || warm.Elapsed.TotalSeconds < 0.5)) { call(); warmCalls++; }
         var sw = Stopwatch.StartNew();
         call();
         double once = Math.Max(sw.Elapsed.TotalSeconds, 1e-7);

@@ -85,3 +85,57 @@ public static class ReferenceAttention
         if (!condition) throw new ArgumentException($"'{name}' is too short for the shape.", name);
     }
 }
+
+/// <summary>
+/// The accuracy contract of <see cref="Attention"/> as a number, for verification runs: the largest error of an
+/// output against <see cref="ReferenceAttention"/> in units of the stated bound
+/// <c>max|V| · 2⁻²⁴ · (1 + C_i) · (1 + (√keyCount + √headSize) / 2)</c>, where C_i is the largest logit magnitude
+/// |scale|·Σ_t |q_it·k_jt| over the keys row i sees. A result of at most 1 meets the contract.
+/// </summary>
+public static class AttentionAccuracy
+{
+    /// <summary>Runs the reference and returns the largest error of <paramref name="output"/> (read through the shape's output layout) in bound units.</summary>
+    public static double ErrorInBoundUnits(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, ReadOnlySpan<float> output,
+        in AttentionShape shape, in AttentionOptions options = default)
+    {
+        int b = shape.Batch, hq = shape.QueryHeads, lq = shape.QueryCount, lk = shape.KeyCount, d = shape.HeadSize, dv = shape.ValueHeadSize;
+        int group = hq / shape.KeyValueHeads;
+        var expected = new double[(long)b * hq * lq * dv];
+        ReferenceAttention.Compute(query, key, value, expected, shape, options);
+        double scale = Math.Abs(options.Scale ?? 1.0 / Math.Sqrt(d));
+        double maxV = 0;
+        for (int x = 0; x < b; x++)
+        for (int g = 0; g < shape.KeyValueHeads; g++)
+        for (int j = 0; j < lk; j++)
+        for (int c = 0; c < dv; c++)
+            maxV = Math.Max(maxV, Math.Abs(value[(int)At(shape.ValueLayout, x, g, j, c)]));
+        double length = 1 + (Math.Sqrt(lk) + Math.Sqrt(d)) / 2;
+        double worst = 0;
+        for (int x = 0; x < b; x++)
+        for (int h = 0; h < hq; h++)
+        for (int i = 0; i < lq; i++)
+        {
+            double c = 0;
+            for (int j = 0; j < lk; j++)
+            {
+                if (!ReferenceAttention.IsVisible(options.Causal, i, j, lq, lk)) continue;
+                double sum = 0;
+                for (int t = 0; t < d; t++)
+                    sum += Math.Abs((double)query[(int)At(shape.QueryLayout, x, h, i, t)] * key[(int)At(shape.KeyLayout, x, h / group, j, t)]);
+                c = Math.Max(c, scale * sum);
+            }
+            double bound = maxV * Math.Pow(2, -24) * (1 + c) * length;
+            for (int col = 0; col < dv; col++)
+            {
+                double actual = output[(int)At(shape.OutputLayout, x, h, i, col)];
+                double error = Math.Abs(actual - expected[(((long)x * hq + h) * lq + i) * dv + col]);
+                if (double.IsNaN(error)) return double.PositiveInfinity;
+                if (error > 0) worst = Math.Max(worst, bound > 0 ? error / bound : double.PositiveInfinity);
+            }
+        }
+        return worst;
+    }
+
+    private static long At(TensorLayout layout, int b, int h, int r, int c) =>
+        layout.Offset + b * layout.BatchStride + h * layout.HeadStride + r * layout.RowStride + c;
+}

@@ -1,0 +1,1 @@
+return FastAttention.Cli.CliApp.Run(args, Console.Out, Console.Error);
