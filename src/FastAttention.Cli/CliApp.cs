@@ -175,7 +175,14 @@ internal static class CliApp
         console.Write(table);
         if (json is not null)
         {
-            File.WriteAllText(json.FullName, QuickBenchmark.ToJson(report));
+            try
+            {
+                File.WriteAllText(json.FullName, QuickBenchmark.ToJson(report));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException($"cannot write {json.FullName}: {e.Message}");
+            }
             console.MarkupLine($"wrote {Markup.Escape(json.FullName)}");
         }
         return 0;

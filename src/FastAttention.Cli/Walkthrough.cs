@@ -97,7 +97,15 @@ internal static class Walkthrough
     public static List<TokenVectors> Load(string path)
     {
         if (!File.Exists(path)) throw new CliException($"file not found: {path}");
-        string text = File.ReadAllText(path);
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"cannot read {path}: {e.Message}");
+        }
         List<TokenVectors> tokens = path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? LoadJson(text, path) : LoadCsv(text, path);
         if (tokens.Count == 0) throw new CliException($"{path}: no tokens.");
         int d = tokens[0].Query.Length, dv = tokens[0].Value.Length;
