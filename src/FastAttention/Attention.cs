@@ -60,7 +60,8 @@ public static unsafe partial class Attention
     public static void TrimWorkspaces() => WorkspacePool.Shared.Trim();
 
     internal static void Run(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
-        Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, KernelWidth width, WorkspacePool workspaces)
+        Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, KernelWidth width, WorkspacePool workspaces,
+        KernelKind? kind = null)
     {
         Validate(query, key, value, output, logSumExp, wantLogSumExp, shape, options);
         if (shape.Batch == 0 || shape.QueryCount == 0) return;
@@ -73,17 +74,23 @@ public static unsafe partial class Attention
         {
             KernelArguments args = Arguments(shape, options, q, k, v, o, wantLogSumExp ? lse : null);
             int threads = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
-            AttentionPlan plan = Planner.Plan(args, width, threads);
+            AttentionPlan plan = Planner.Plan(args, width, threads, kind);
             long scratchLength = plan.Kind == KernelKind.Decode ? plan.PartialLength : plan.PackedKeyLength;
             if (scratchLength > Array.MaxLength)
                 ThrowHelper.ArgumentOutOfRange(nameof(key), $"The keys of shape {shape} need {scratchLength} floats of scratch, more than one array holds.");
 
+            AttentionJob job = AttentionJob.ForCurrentThread(workspaces);
+            if (scratchLength == 0)
+            {
+                job.Run(args, plan, null);
+                return;
+            }
             Workspace shared = workspaces.Rent();
             try
             {
                 fixed (float* scratch = shared.Get(0, (int)scratchLength))
                 {
-                    AttentionJob.ForCurrentThread(workspaces).Run(args, plan, scratch);
+                    job.Run(args, plan, scratch);
                 }
             }
             finally

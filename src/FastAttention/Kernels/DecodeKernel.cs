@@ -31,12 +31,18 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         int rows = group * queries, paddedRows = Planner.RoundUp(rows, Rows);
         int start = slice * plan.SplitSize, count = Math.Min(plan.SplitSize, args.KeyCount - start);
         int stride = PartialStride(args);
-        float* partial = partials + ((long)pair * plan.Splits + slice) * rows * stride;
+        int sliceStride = Planner.RoundUp(plan.SplitSize, TOps.Count); // whole vectors per score row, tails included
 
         fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
         fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
-        fixed (float* scores = workspace.Get(2, paddedRows * plan.SplitSize))
+        fixed (float* scores = workspace.Get(2, paddedRows * sliceStride))
+        fixed (float* rowStates = workspace.Get(3, 2 * rows))
         {
+            // The partial state of each row: m, l, then the accumulators (copied last). A single slice keeps
+            // m and l in the worker's own scratch and writes the output directly: no partials, no merge.
+            float* partial = plan.Splits == 1 ? rowStates : partials + ((long)pair * plan.Splits + slice) * rows * stride;
+            if (plan.Splits == 1) stride = 2;
+
             for (int r = 0; r < paddedRows; r++)
             {
                 float* destination = queryScratch + r * d;
@@ -54,7 +60,6 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
             float* keys = args.Key + b * args.KeyBatchStride + kvh * args.KeyHeadStride + start * args.KeyRowStride;
             float* values = args.Value + b * args.ValueBatchStride + kvh * args.ValueHeadStride + start * args.ValueRowStride;
-            int sliceStride = plan.SplitSize;
             Span<int> visible = stackalloc int[Rows];
             for (int r0 = 0; r0 < paddedRows; r0 += Rows)
             {
@@ -93,8 +98,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                         state[1] = 0f;
                         continue;
                     }
-                    float m = float.NegativeInfinity;
-                    for (int j = 0; j < visible[r]; j++) m = MathF.Max(m, s[j]);
+                    float m = RowMax(s, visible[r]);
                     // Fully −∞ rows keep m = −∞ and are turned into zeros at the merge.
                     float sum = 0f;
                     if (m != float.NegativeInfinity)
@@ -120,6 +124,13 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 }
             }
 
+            if (plan.Splits == 1)
+            {
+                // One slice holds every key: its state is final, normalise straight into the output.
+                for (int r = 0; r < rows; r++)
+                    WriteRow(args, b, kvh * group + r / queries, r % queries, accumulators + r * dv, partial[r * stride], partial[r * stride + 1]);
+                return;
+            }
             for (int r = 0; r < rows; r++)
                 new Span<float>(accumulators + r * dv, dv).CopyTo(new Span<float>(partial + r * stride + 2, dv));
         }
@@ -151,72 +162,150 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                     MultiplyAddInto(output, state + 2, dv, factor);
                 }
             }
-            long lseIndex = ((long)b * args.QueryHeads + head) * args.QueryCount + query;
-            if (sum == 0f)
-            {
-                new Span<float>(output, dv).Clear();
-                if (args.LogSumExp != null) args.LogSumExp[lseIndex] = float.NegativeInfinity;
-                continue;
-            }
-            MicroKernels<TVec, TOps>.Scale(output, output, dv, 1f / sum);
-            if (args.LogSumExp != null) args.LogSumExp[lseIndex] = (float)(max + Math.Log(sum));
+            WriteRow(args, b, head, query, output, max, sum);
         }
     }
 
-    /// <summary>s[r, j] = q_r · k_j for 4 rows and <paramref name="count"/> keys: each key row is loaded once for all 4.</summary>
+    /// <summary>
+    /// Output row ← accumulated / l (zeros when no key was visible), log-sum-exp ← m + ln l (−∞ then).
+    /// <paramref name="accumulated"/> may be the output row itself.
+    /// </summary>
+    private static void WriteRow(in KernelArguments args, int b, int head, int query, float* accumulated, float max, float sum)
+    {
+        float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
+        long lseIndex = ((long)b * args.QueryHeads + head) * args.QueryCount + query;
+        if (sum == 0f)
+        {
+            new Span<float>(output, args.ValueHeadSize).Clear(); // never 0·∞ = NaN
+            if (args.LogSumExp != null) args.LogSumExp[lseIndex] = float.NegativeInfinity;
+            return;
+        }
+        MicroKernels<TVec, TOps>.Scale(accumulated, output, args.ValueHeadSize, 1f / sum);
+        if (args.LogSumExp != null) args.LogSumExp[lseIndex] = (float)(max + Math.Log(sum)); // one rounding: ln l in double
+    }
+
+    /// <summary>
+    /// s[r, j] = q_r · k_j for 4 rows and <paramref name="count"/> keys, straight from the key rows: 4 keys at a
+    /// time in a 4 × 4 register block, the rest one at a time.
+    /// </summary>
     private static void DotScores(float* query, int d, float* keys, nint keyStride, int count, float* scores, int scoreStride)
     {
-        int w = TOps.Count;
+        int j = 0;
+        for (; j + 4 <= count; j += 4) DotBlock(query, d, keys + j * keyStride, keyStride, scores + j, scoreStride);
+        for (; j < count; j++) DotColumn(query, d, keys + j * keyStride, scores + j, scoreStride);
+    }
+
+    /// <summary>
+    /// The 4 rows × 4 keys block: 16 accumulators, each loaded vector feeding 4 FMAs, then the four lane reductions
+    /// of a row at once. Its own method: unrolled inside a larger one, the JIT runs out of locals for inlining and
+    /// leaves vector operations as calls.
+    /// </summary>
+    private static void DotBlock(float* query, int d, float* k0, nint keyStride, float* scores, int scoreStride)
+    {
+        int w = TOps.Count, vectorEnd = d - d % w;
         float* q0 = query, q1 = query + d, q2 = query + 2 * d, q3 = query + 3 * d;
-        for (int j = 0; j < count; j++)
+        float* k1 = k0 + keyStride, k2 = k1 + keyStride, k3 = k2 + keyStride;
+        TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero, a03 = TOps.Zero;
+        TVec a10 = TOps.Zero, a11 = TOps.Zero, a12 = TOps.Zero, a13 = TOps.Zero;
+        TVec a20 = TOps.Zero, a21 = TOps.Zero, a22 = TOps.Zero, a23 = TOps.Zero;
+        TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero, a33 = TOps.Zero;
+        for (int t = 0; t < vectorEnd; t += w)
         {
-            float* k = keys + j * keyStride;
-            TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
-            int t = 0;
-            for (; t + w <= d; t += w)
+            TVec x0 = TOps.Load(k0 + t), x1 = TOps.Load(k1 + t), x2 = TOps.Load(k2 + t), x3 = TOps.Load(k3 + t);
+            TVec q = TOps.Load(q0 + t);
+            a00 = TOps.MultiplyAdd(q, x0, a00); a01 = TOps.MultiplyAdd(q, x1, a01); a02 = TOps.MultiplyAdd(q, x2, a02); a03 = TOps.MultiplyAdd(q, x3, a03);
+            q = TOps.Load(q1 + t);
+            a10 = TOps.MultiplyAdd(q, x0, a10); a11 = TOps.MultiplyAdd(q, x1, a11); a12 = TOps.MultiplyAdd(q, x2, a12); a13 = TOps.MultiplyAdd(q, x3, a13);
+            q = TOps.Load(q2 + t);
+            a20 = TOps.MultiplyAdd(q, x0, a20); a21 = TOps.MultiplyAdd(q, x1, a21); a22 = TOps.MultiplyAdd(q, x2, a22); a23 = TOps.MultiplyAdd(q, x3, a23);
+            q = TOps.Load(q3 + t);
+            a30 = TOps.MultiplyAdd(q, x0, a30); a31 = TOps.MultiplyAdd(q, x1, a31); a32 = TOps.MultiplyAdd(q, x2, a32); a33 = TOps.MultiplyAdd(q, x3, a33);
+        }
+        TOps.StoreSums4(a00, a01, a02, a03, scores);
+        TOps.StoreSums4(a10, a11, a12, a13, scores + scoreStride);
+        TOps.StoreSums4(a20, a21, a22, a23, scores + 2 * scoreStride);
+        TOps.StoreSums4(a30, a31, a32, a33, scores + 3 * scoreStride);
+        if (vectorEnd == d) return;
+        for (int r = 0; r < 4; r++)
+        {
+            float* q = query + r * d, s = scores + r * scoreStride;
+            for (int t = vectorEnd; t < d; t++)
             {
-                TVec kv = TOps.Load(k + t);
-                a0 = TOps.MultiplyAdd(TOps.Load(q0 + t), kv, a0);
-                a1 = TOps.MultiplyAdd(TOps.Load(q1 + t), kv, a1);
-                a2 = TOps.MultiplyAdd(TOps.Load(q2 + t), kv, a2);
-                a3 = TOps.MultiplyAdd(TOps.Load(q3 + t), kv, a3);
+                s[0] = float.MultiplyAddEstimate(q[t], k0[t], s[0]);
+                s[1] = float.MultiplyAddEstimate(q[t], k1[t], s[1]);
+                s[2] = float.MultiplyAddEstimate(q[t], k2[t], s[2]);
+                s[3] = float.MultiplyAddEstimate(q[t], k3[t], s[3]);
             }
-            float s0 = TOps.SumAcross(a0), s1 = TOps.SumAcross(a1), s2 = TOps.SumAcross(a2), s3 = TOps.SumAcross(a3);
-            for (; t < d; t++)
-            {
-                s0 = float.MultiplyAddEstimate(q0[t], k[t], s0);
-                s1 = float.MultiplyAddEstimate(q1[t], k[t], s1);
-                s2 = float.MultiplyAddEstimate(q2[t], k[t], s2);
-                s3 = float.MultiplyAddEstimate(q3[t], k[t], s3);
-            }
-            scores[j] = s0;
-            scores[scoreStride + j] = s1;
-            scores[2 * scoreStride + j] = s2;
-            scores[3 * scoreStride + j] = s3;
         }
     }
 
-    /// <summary>s[j] ← e^(s[j] − m) over <paramref name="count"/> entries; returns their sum.</summary>
+    /// <summary>One key against 4 rows.</summary>
+    private static void DotColumn(float* query, int d, float* k, float* scores, int scoreStride)
+    {
+        int w = TOps.Count, vectorEnd = d - d % w;
+        float* q0 = query, q1 = query + d, q2 = query + 2 * d, q3 = query + 3 * d;
+        TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
+        for (int t = 0; t < vectorEnd; t += w)
+        {
+            TVec kv = TOps.Load(k + t);
+            a0 = TOps.MultiplyAdd(TOps.Load(q0 + t), kv, a0);
+            a1 = TOps.MultiplyAdd(TOps.Load(q1 + t), kv, a1);
+            a2 = TOps.MultiplyAdd(TOps.Load(q2 + t), kv, a2);
+            a3 = TOps.MultiplyAdd(TOps.Load(q3 + t), kv, a3);
+        }
+        float r0 = TOps.SumAcross(a0), r1 = TOps.SumAcross(a1), r2 = TOps.SumAcross(a2), r3 = TOps.SumAcross(a3);
+        for (int t = vectorEnd; t < d; t++)
+        {
+            r0 = float.MultiplyAddEstimate(q0[t], k[t], r0);
+            r1 = float.MultiplyAddEstimate(q1[t], k[t], r1);
+            r2 = float.MultiplyAddEstimate(q2[t], k[t], r2);
+            r3 = float.MultiplyAddEstimate(q3[t], k[t], r3);
+        }
+        scores[0] = r0;
+        scores[scoreStride] = r1;
+        scores[2 * scoreStride] = r2;
+        scores[3 * scoreStride] = r3;
+    }
+
+    /// <summary>
+    /// The maximum of s[0..count), −∞ for none; a NaN score may or may not win, it reaches the output either way.
+    /// Reads whole vectors: the row's storage extends to a multiple of the lane count, and lanes past
+    /// <paramref name="count"/> are replaced by −∞ before they count.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMax(float* s, int count)
+    {
+        int w = TOps.Count, j = 0;
+        TVec minusInfinity = TOps.Create(float.NegativeInfinity), max = minusInfinity;
+        for (; j + w <= count; j += w) max = TOps.Max(max, TOps.Load(s + j));
+        if (j < count) max = TOps.Max(max, TOps.SelectFirst(count - j, TOps.Load(s + j), minusInfinity));
+        return TOps.MaxAcross(max);
+    }
+
+    /// <summary>
+    /// s[j] ← e^(s[j] − m) over <paramref name="count"/> entries, zeros up to the next multiple of the lane count;
+    /// returns their sum. Not inlined: inside the large Slice method the JIT's inlining budget would run out before
+    /// the exp's own vector operations are inlined (measured: MultiplyAdd left as a call).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static float SoftmaxNumerators(float* s, int count, float m)
     {
-        int w = TOps.Count;
+        int w = TOps.Count, j = 0;
         TVec mv = TOps.Create(m), sum = TOps.Zero;
-        int j = 0;
         for (; j + w <= count; j += w)
         {
             TVec p = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), mv));
             TOps.Store(p, s + j);
             sum = TOps.Add(sum, p);
         }
-        float total = TOps.SumAcross(sum);
-        for (; j < count; j++)
+        if (j < count)
         {
-            float p = VectorMath.Exp(s[j] - m);
-            s[j] = p;
-            total += p;
+            // The tail as one vector: lanes past the end (whatever the scratch held) become exact zeros.
+            TVec p = TOps.SelectFirst(count - j, VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), mv)), TOps.Zero);
+            TOps.Store(p, s + j);
+            sum = TOps.Add(sum, p);
         }
-        return total;
+        return TOps.SumAcross(sum);
     }
 
     private static void MultiplyAddInto(float* destination, float* source, int count, float factor)

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace FastAttention.Kernels;
 
@@ -42,8 +43,14 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     /// <summary>Lanes where x &gt; edge take <paramref name="replacement"/>, the others <paramref name="value"/>.</summary>
     static abstract TVec SelectGreater(TVec x, TVec edge, TVec replacement, TVec value);
 
+    /// <summary>Lanes below <paramref name="count"/> keep <paramref name="value"/>, the others take <paramref name="fill"/>: a vector tail without scalar code.</summary>
+    static abstract TVec SelectFirst(int count, TVec value, TVec fill);
+
     static abstract float MaxAcross(TVec v);
     static abstract float SumAcross(TVec v);
+
+    /// <summary>destination[0..3] = the lane sums of a, b, c and d: four reductions sharing their shuffles.</summary>
+    static abstract void StoreSums4(TVec a, TVec b, TVec c, TVec d, float* destination);
 }
 
 internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
@@ -71,8 +78,14 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     public static Vector512<float> SelectGreater(Vector512<float> x, Vector512<float> edge, Vector512<float> replacement, Vector512<float> value) =>
         Vector512.ConditionalSelect(Vector512.GreaterThan(x, edge), replacement, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> SelectFirst(int count, Vector512<float> value, Vector512<float> fill) =>
+        Vector512.ConditionalSelect(Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle(), value, fill);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector512<float> v) => Vector256Ops.MaxAcross(Vector256.MaxNative(v.GetLower(), v.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SumAcross(Vector512<float> v) => Vector512.Sum(v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSums4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* destination) =>
+        Vector256Ops.StoreSums4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper(), destination);
 }
 
 internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
@@ -100,8 +113,23 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     public static Vector256<float> SelectGreater(Vector256<float> x, Vector256<float> edge, Vector256<float> replacement, Vector256<float> value) =>
         Vector256.ConditionalSelect(Vector256.GreaterThan(x, edge), replacement, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> SelectFirst(int count, Vector256<float> value, Vector256<float> fill) =>
+        Vector256.ConditionalSelect(Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle(), value, fill);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector256<float> v) => Vector128Ops.MaxAcross(Vector128.MaxNative(v.GetLower(), v.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SumAcross(Vector256<float> v) => Vector256.Sum(v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSums4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* destination)
+    {
+        if (Avx.IsSupported)
+        {
+            // [a01 a23 b01 b23 | a45 a67 b45 b67], then [Σa Σb Σc Σd] per 128-bit half; add the halves.
+            Vector256<float> h = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
+            (h.GetLower() + h.GetUpper()).Store(destination);
+            return;
+        }
+        Vector128Ops.StoreSums4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper(), destination);
+    }
 }
 
 internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
@@ -129,6 +157,9 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     public static Vector128<float> SelectGreater(Vector128<float> x, Vector128<float> edge, Vector128<float> replacement, Vector128<float> value) =>
         Vector128.ConditionalSelect(Vector128.GreaterThan(x, edge), replacement, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> SelectFirst(int count, Vector128<float> value, Vector128<float> fill) =>
+        Vector128.ConditionalSelect(Vector128.LessThan(Vector128<int>.Indices, Vector128.Create(count)).AsSingle(), value, fill);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector128<float> v)
     {
         // Lanes are combined in a fixed order so the result never depends on memory alignment.
@@ -137,6 +168,19 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
         return m.ToScalar();
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SumAcross(Vector128<float> v) => Vector128.Sum(v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSums4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float> d, float* destination)
+    {
+        if (Sse3.IsSupported)
+        {
+            Sse3.HorizontalAdd(Sse3.HorizontalAdd(a, b), Sse3.HorizontalAdd(c, d)).Store(destination);
+            return;
+        }
+        destination[0] = Vector128.Sum(a);
+        destination[1] = Vector128.Sum(b);
+        destination[2] = Vector128.Sum(c);
+        destination[3] = Vector128.Sum(d);
+    }
 }
 
 /// <summary>One lane: the software fallback, and the reference shape of every kernel.</summary>
@@ -158,6 +202,15 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Pow2(float n) => BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectLess(float x, float edge, float replacement, float value) => x < edge ? replacement : value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectGreater(float x, float edge, float replacement, float value) => x > edge ? replacement : value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectFirst(int count, float value, float fill) => count > 0 ? value : fill;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(float v) => v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SumAcross(float v) => v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSums4(float a, float b, float c, float d, float* destination)
+    {
+        destination[0] = a;
+        destination[1] = b;
+        destination[2] = c;
+        destination[3] = d;
+    }
 }

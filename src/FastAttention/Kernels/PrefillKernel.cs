@@ -185,7 +185,8 @@ internal static unsafe class PrefillKernel<TVec, TOps>
     }
 
     /// <summary>Online-softmax update of one row over one tile: rescale on a new maximum, then weights in place.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined into Compute, whose size would exhaust the JIT's inlining budget before the exp's vector operations.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void UpdateRow(float* s, int columns, ref float rowMax, ref float rowSum, float* output, int dv)
     {
         int w = TOps.Count;

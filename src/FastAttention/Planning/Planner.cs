@@ -23,9 +23,18 @@ internal static class Planner
     // Decode: keys per slice. Fixed, so the slice count (and the merge order) depends on the key count alone.
     internal const int DecodeSplitSize = 512;
 
-    public static AttentionPlan Plan(in KernelArguments args, KernelWidth width, int maxThreads)
+    // Direct path for small problems: below this many multiply-adds per (batch, key-value head), transposing
+    // K into tiles costs more than it saves, so the query rows read K rows directly as decode does.
+    internal const long DirectPairWork = 1L << 16;
+
+    /// <param name="args">The validated problem.</param>
+    /// <param name="width">The kernel width.</param>
+    /// <param name="maxThreads">The most threads the call may use.</param>
+    /// <param name="kind">Forces a kernel (tests cover both on every shape); null picks by size.</param>
+    public static AttentionPlan Plan(in KernelArguments args, KernelWidth width, int maxThreads, KernelKind? kind = null)
     {
-        if (args.QueryCount <= DecodeMaxQueries && args.KeyCount > 0) return PlanDecode(args, width, maxThreads);
+        kind ??= PreferredKind(args);
+        if (kind == KernelKind.Decode && args.KeyCount > 0) return PlanDecode(args, width, maxThreads);
 
         int lanes = KernelDispatch.Lanes(width);
         int block = 3 * lanes;
@@ -62,6 +71,14 @@ internal static class Planner
         };
     }
 
+    /// <summary>Decode for few query rows (memory-bound) and for problems too small to repay packing K.</summary>
+    internal static KernelKind PreferredKind(in KernelArguments args)
+    {
+        if (args.QueryCount <= DecodeMaxQueries) return KernelKind.Decode;
+        long pairWork = (long)args.GroupSize * args.QueryCount * args.KeyCount * (args.HeadSize + args.ValueHeadSize);
+        return args.KeyCount <= DecodeSplitSize && pairWork <= DirectPairWork ? KernelKind.Decode : KernelKind.Prefill;
+    }
+
     private static AttentionPlan PlanDecode(in KernelArguments args, KernelWidth width, int maxThreads)
     {
         int splitSize = Math.Min(DecodeSplitSize, args.KeyCount);
@@ -76,7 +93,7 @@ internal static class Planner
             SplitSize = splitSize,
             Splits = splits,
             HeadPairs = headPairs,
-            PartialLength = (long)headPairs * splits * rows * (args.ValueHeadSize + 2),
+            PartialLength = splits == 1 ? 0 : (long)headPairs * splits * rows * (args.ValueHeadSize + 2), // one slice writes the output directly
             Threads = work < ParallelThreshold ? 1 : Math.Max(1, maxThreads),
         };
     }

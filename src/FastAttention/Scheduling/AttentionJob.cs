@@ -22,7 +22,13 @@ internal sealed unsafe class AttentionJob : ParallelJob
 
     private AttentionJob(WorkspacePool workspaces) : base(workspaces) { }
 
-    public static AttentionJob ForCurrentThread(WorkspacePool workspaces) => t_current ??= new AttentionJob(workspaces);
+    /// <summary>The calling thread's job (a call is synchronous, so one per thread suffices), bound to <paramref name="workspaces"/>.</summary>
+    public static AttentionJob ForCurrentThread(WorkspacePool workspaces)
+    {
+        AttentionJob? job = t_current;
+        if (job is null || job.Workspaces != workspaces) t_current = job = new AttentionJob(workspaces); // tests pass their own pools
+        return job;
+    }
 
     /// <summary>Runs both phases; returns when every item is done.</summary>
     public void Run(in KernelArguments args, in AttentionPlan plan, float* scratch)
@@ -36,8 +42,11 @@ internal sealed unsafe class AttentionJob : ParallelJob
             {
                 _phase = Phase.Slices;
                 Run(plan.SliceItems, plan.Threads);
-                _phase = Phase.Merge;
-                Run(plan.HeadPairs, plan.Threads);
+                if (plan.Splits > 1)
+                {
+                    _phase = Phase.Merge;
+                    Run(plan.HeadPairs, plan.Threads);
+                }
             }
             else
             {

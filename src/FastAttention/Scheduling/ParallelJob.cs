@@ -25,6 +25,9 @@ internal abstract class ParallelJob
 
     protected ParallelJob(WorkspacePool workspaces) => _workspaces = workspaces;
 
+    /// <summary>The pool this job's workers rent their workspaces from.</summary>
+    public WorkspacePool Workspaces => _workspaces;
+
     /// <summary>Runs one item with the calling thread's workspace. Must not depend on which thread runs it.</summary>
     protected abstract void Execute(int item, Workspace workspace);
 

@@ -1,4 +1,5 @@
 using FastAttention.Kernels;
+using FastAttention.Planning;
 using FastAttention.Tests.Support;
 using Xunit;
 
@@ -32,8 +33,11 @@ public class BoundaryTests
         foreach (var causal in new[] { CausalMask.None, CausalMask.BottomRight })
         {
             var problem = TestProblem.Create(new ProblemSpec(1, 2, 1, 5, 37, headSize, headSize, LayoutKind.Strided, causal, null, 2f, headSize));
-            var (output, lse) = problem.Run(width);
-            Tolerance.AssertClose(problem, output, lse);
+            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+            {
+                var (output, lse) = problem.Run(width, kind: kind);
+                Tolerance.AssertClose(problem, output, lse);
+            }
         }
     }
 
@@ -45,8 +49,11 @@ public class BoundaryTests
         foreach (var causal in new[] { CausalMask.None, CausalMask.TopLeft, CausalMask.BottomRight })
         {
             var problem = TestProblem.Create(new ProblemSpec(1, 3, 3, 6, keyCount, 33, 17, LayoutKind.Bshd, causal, null, 2f, keyCount));
-            var (output, lse) = problem.Run(width);
-            Tolerance.AssertClose(problem, output, lse);
+            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+            {
+                var (output, lse) = problem.Run(width, kind: kind);
+                Tolerance.AssertClose(problem, output, lse);
+            }
         }
     }
 
@@ -57,9 +64,10 @@ public class BoundaryTests
     public void Compute_FullyMaskedRows_ZerosAndNegativeInfinityLogSumExp(CausalMask causal, int queryCount, int keyCount)
     {
         foreach (var width in KernelDispatch.All)
+        foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
         {
             var problem = TestProblem.Create(new ProblemSpec(2, 2, 1, queryCount, keyCount, 8, 8, LayoutKind.Bhsd, causal, null, 2f, 7));
-            var (output, lse) = problem.Run(width);
+            var (output, lse) = problem.Run(width, kind: kind);
             var s = problem.Shape;
             for (int b = 0; b < s.Batch; b++)
             for (int h = 0; h < s.QueryHeads; h++)
@@ -81,8 +89,11 @@ public class BoundaryTests
     {
         var problem = TestProblem.Create(new ProblemSpec(1, 1, 1, 6, 6, 4, 4, LayoutKind.Bhsd, CausalMask.TopLeft, null, 1f, 3));
         problem.Value[3 * 4 + 1] = float.NaN; // key 3, column 1: visible to rows 3, 4, 5
-        var (output, _) = problem.Run();
-        for (int i = 0; i < 6; i++)
-            Assert.Equal(i >= 3, float.IsNaN(output[i * 4 + 1]));
+        foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+        {
+            var (output, _) = problem.Run(kind: kind);
+            for (int i = 0; i < 6; i++)
+                Assert.Equal(i >= 3, float.IsNaN(output[i * 4 + 1]));
+        }
     }
 }

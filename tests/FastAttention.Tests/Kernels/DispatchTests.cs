@@ -18,6 +18,7 @@ public class DispatchTests
         Console.WriteLine($"FastAttention kernel width in this run: {KernelDispatch.Best}");
         if (hw == "0") Assert.Equal(KernelWidth.Scalar, KernelDispatch.Best);
         else if (avx2 == "0" || width == "128") Assert.Equal(KernelWidth.Vector128, KernelDispatch.Best);
+        else if (width == "256") Assert.Equal(Avx2.IsSupported ? KernelWidth.Vector256 : KernelWidth.Vector128, KernelDispatch.Best);
         else if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated) Assert.Equal(KernelWidth.Vector512, KernelDispatch.Best);
         else if (Avx2.IsSupported) Assert.Equal(KernelWidth.Vector256, KernelDispatch.Best);
     }

@@ -1,4 +1,5 @@
 using FastAttention.Kernels;
+using FastAttention.Planning;
 using FastAttention.Tests.Support;
 using FsCheck;
 using FsCheck.Fluent;
@@ -54,5 +55,18 @@ public class ReferenceProperties
             var problem = TestProblem.Create(spec);
             var (output, lse) = problem.Run(width);
             Tolerance.AssertClose(problem, output, lse);
+        });
+
+    /// <summary>Each kernel forced on the same generated problems, whichever the planner would pick.</summary>
+    [Property(MaxTest = 300)]
+    public Property Compute_EitherKernel_MatchesReference() =>
+        Prop.ForAll(Generators.Problems().ToArbitrary(), Gen.Elements(KernelDispatch.All.ToArray()).ToArbitrary(), (spec, width) =>
+        {
+            var problem = TestProblem.Create(spec);
+            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+            {
+                var (output, lse) = problem.Run(width, kind: kind);
+                Tolerance.AssertClose(problem, output, lse);
+            }
         });
 }

@@ -102,13 +102,17 @@ internal sealed class TestProblem
             if (!used[i]) array[i] = float.NaN;
     }
 
-    /// <summary>Runs FastAttention at one width, returning the output read densely and the log-sum-exp.</summary>
-    public (float[] Output, float[] LogSumExp) Run(KernelWidth? width = null, int? threads = null)
+    /// <summary>
+    /// Runs FastAttention at one width (and, when given, with one kernel forced: the planner picks the direct
+    /// decode-style kernel for small problems, so tests force each kernel on the same shapes), returning the
+    /// output read densely and the log-sum-exp.
+    /// </summary>
+    public (float[] Output, float[] LogSumExp) Run(KernelWidth? width = null, int? threads = null, Planning.KernelKind? kind = null)
     {
         Array.Fill(Output, OutputSentinel);
         var lse = new float[Shape.LogSumExpLength];
         var options = Options with { MaxDegreeOfParallelism = threads };
-        Attention.Run(Query, Key, Value, Output, lse, true, Shape, options, width ?? KernelDispatch.Best, Buffers.WorkspacePool.Shared);
+        Attention.Run(Query, Key, Value, Output, lse, true, Shape, options, width ?? KernelDispatch.Best, Buffers.WorkspacePool.Shared, kind);
         return (ReadOutput(), lse);
     }
 
