@@ -79,24 +79,7 @@ public static unsafe partial class Attention
             if (scratchLength > Array.MaxLength)
                 ThrowHelper.ArgumentOutOfRange(nameof(key), $"The keys of shape {shape} need {scratchLength} floats of scratch, more than one array holds.");
 
-            AttentionJob job = AttentionJob.ForCurrentThread(workspaces);
-            if (scratchLength == 0)
-            {
-                job.Run(args, plan, null);
-                return;
-            }
-            Workspace shared = workspaces.Rent();
-            try
-            {
-                fixed (float* scratch = shared.Get(0, (int)scratchLength))
-                {
-                    job.Run(args, plan, scratch);
-                }
-            }
-            finally
-            {
-                workspaces.Return(shared);
-            }
+            AttentionJob.ForCurrentThread(workspaces).Run(args, plan, (int)scratchLength);
         }
     }
 
@@ -141,7 +124,9 @@ public static unsafe partial class Attention
             ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.Scale must be finite; got {scale}.");
         if (options.MaxDegreeOfParallelism is int dop && dop < 1)
             ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.MaxDegreeOfParallelism must be at least 1 (or null for every core); got {dop}.");
-        if (!Enum.IsDefined(options.Causal))
+        // A range check, not Enum.IsDefined: that caches its tables in the enum type's runtime cache, which a full
+        // garbage collection may drop, so the first call after such a collection would allocate them again.
+        if ((uint)options.Causal > (uint)CausalMask.BottomRight)
             ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.Causal is not a defined CausalMask value: {(int)options.Causal}.");
 
         long queryLength = shape.QueryLength, keyLength = shape.KeyLength, valueLength = shape.ValueLength, outputLength = shape.OutputLength;

@@ -31,7 +31,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         int rows = group * queries, paddedRows = Planner.RoundUp(rows, Rows);
         int start = slice * plan.SplitSize, count = Math.Min(plan.SplitSize, args.KeyCount - start);
         int stride = PartialStride(args);
-        int sliceStride = Planner.RoundUp(plan.SplitSize, TOps.Count); // whole vectors per score row, tails included
+        int sliceStride = Planner.DecodeScoreStride(plan.SplitSize, plan.Width); // whole vectors per score row, tails included
 
         fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
         fixed (float* accumulators = workspace.Get(1, paddedRows * dv))

@@ -53,7 +53,13 @@ internal readonly record struct AttentionPlan
 
     /// <summary>Whether items run heaviest first (causal: later query blocks see more keys).</summary>
     public bool HeavyFirst { get; init; }
+
+    /// <summary>The largest scratch any item needs per worker, so that every participant's workspace is sized before the call starts.</summary>
+    public WorkerScratch Scratch { get; init; }
 }
+
+/// <summary>Floats per worker in each workspace slot: scaled query rows, output accumulators, scores, row statistics.</summary>
+internal readonly record struct WorkerScratch(int Query, int Accumulators, int Scores, int Stats);
 
 internal enum KernelKind
 {

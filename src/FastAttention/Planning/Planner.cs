@@ -68,6 +68,7 @@ internal static class Planner
             PackedKeyLength = (long)headPairs * keyTiles * d * keyTile,
             Threads = threads,
             HeavyFirst = args.Causal != CausalMask.None,
+            Scratch = WorkerScratchFor(RoundUp(group * queryBlock, BlockRows), d, dv, BlockRows * keyTile),
         };
     }
 
@@ -95,8 +96,18 @@ internal static class Planner
             HeadPairs = headPairs,
             PartialLength = splits == 1 ? 0 : (long)headPairs * splits * rows * (args.ValueHeadSize + 2), // one slice writes the output directly
             Threads = work < ParallelThreshold ? 1 : Math.Max(1, maxThreads),
+            Scratch = WorkerScratchFor(RoundUp(rows, BlockRows), args.HeadSize, args.ValueHeadSize, RoundUp(rows, BlockRows) * DecodeScoreStride(splitSize, width)),
         };
     }
+
+    /// <summary>Decode: floats per row of slice scores, whole vectors so that row tails are read as vectors.</summary>
+    internal static int DecodeScoreStride(int splitSize, KernelWidth width) => RoundUp(splitSize, KernelDispatch.Lanes(width));
+
+    // Query rows per register block of the micro-kernels.
+    private const int BlockRows = 4;
+
+    private static WorkerScratch WorkerScratchFor(int paddedRows, int d, int dv, int scores) =>
+        new(paddedRows * d, paddedRows * dv, scores, 2 * paddedRows);
 
     internal static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 }

@@ -30,36 +30,45 @@ internal sealed unsafe class AttentionJob : ParallelJob
         return job;
     }
 
-    /// <summary>Runs both phases; returns when every item is done.</summary>
-    public void Run(in KernelArguments args, in AttentionPlan plan, float* scratch)
+    /// <summary>
+    /// Runs both phases; returns when every item is done. The calling thread rents one call workspace: its shared
+    /// scratch (<paramref name="scratchLength"/> floats: packed keys or decode partials) serves every worker, and
+    /// each participant, helpers included, works in its own worker workspace from it.
+    /// </summary>
+    public void Run(in KernelArguments args, in AttentionPlan plan, int scratchLength)
     {
-        _args = args;
-        _plan = plan;
-        _scratch = scratch;
+        CallWorkspace call = Workspaces.Rent();
         try
         {
-            if (plan.Kind == KernelKind.Decode)
+            fixed (float* scratch = scratchLength == 0 ? null : call.Shared(scratchLength))
             {
-                _phase = Phase.Slices;
-                Run(plan.SliceItems, plan.Threads);
-                if (plan.Splits > 1)
+                _args = args;
+                _plan = plan;
+                _scratch = scratch;
+                if (plan.Kind == KernelKind.Decode)
                 {
-                    _phase = Phase.Merge;
-                    Run(plan.HeadPairs, plan.Threads);
+                    _phase = Phase.Slices;
+                    Run(plan.SliceItems, plan.Threads, call, plan.Scratch);
+                    if (plan.Splits > 1)
+                    {
+                        _phase = Phase.Merge;
+                        Run(plan.HeadPairs, plan.Threads, call, default);
+                    }
                 }
-            }
-            else
-            {
-                _phase = Phase.PackKeys;
-                Run(plan.PackItems, plan.Threads);
-                _phase = Phase.Tiles;
-                Run(plan.ComputeItems, plan.Threads);
+                else
+                {
+                    _phase = Phase.PackKeys;
+                    Run(plan.PackItems, plan.Threads, call, default);
+                    _phase = Phase.Tiles;
+                    Run(plan.ComputeItems, plan.Threads, call, plan.Scratch);
+                }
             }
         }
         finally
         {
             _args = default;
             _scratch = null;
+            Workspaces.Return(call);
         }
     }
 
