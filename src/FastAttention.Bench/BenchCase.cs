@@ -30,6 +30,7 @@ public sealed record BenchCase(string Name, int QueryHeads, int KeyValueHeads, i
         new("L1024d128c", 8, 8, 1024, 1024, 128, true),
         new("L4096d128c", 32, 32, 4096, 4096, 128, true),
         new("dec4k", 32, 8, 1, 4096, 128, false),
+        new("dec4kH8", 8, 8, 1, 4096, 128, false), // dec4k's key-value heads without the GQA group: the two read the same K and V bytes
         new("dec32k", 8, 8, 1, 32768, 128, false),
     ];
 }

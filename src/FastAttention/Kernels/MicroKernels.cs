@@ -131,11 +131,45 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
     }
 
-    /// <summary>output[c] += Σ_{j &lt; count} weights[j] · value[j, c] for one row: the edges of a masked tile.</summary>
+    /// <summary>
+    /// output[c] += Σ_{j &lt; count} weights[j] · value[j, c] for one row (decode rows, edges of masked tiles).
+    /// Keys run inside column chunks of 8 or 4 vectors held in registers, so each value row is read as one
+    /// sequential run per chunk and the accumulators form independent FMA chains.
+    /// </summary>
     public static void AccumulateRow(float* output, int columns, float* weights, float* value, nint valueStride, int count)
     {
         int w = TOps.Count;
         int c = 0;
+        for (; c + 8 * w <= columns; c += 8 * w)
+        {
+            float* o = output + c;
+            TVec a0 = TOps.Load(o), a1 = TOps.Load(o + w), a2 = TOps.Load(o + 2 * w), a3 = TOps.Load(o + 3 * w);
+            TVec a4 = TOps.Load(o + 4 * w), a5 = TOps.Load(o + 5 * w), a6 = TOps.Load(o + 6 * w), a7 = TOps.Load(o + 7 * w);
+            float* v = value + c;
+            for (int j = 0; j < count; j++, v += valueStride)
+            {
+                TVec b = TOps.Create(weights[j]);
+                a0 = TOps.MultiplyAdd(b, TOps.Load(v), a0); a1 = TOps.MultiplyAdd(b, TOps.Load(v + w), a1);
+                a2 = TOps.MultiplyAdd(b, TOps.Load(v + 2 * w), a2); a3 = TOps.MultiplyAdd(b, TOps.Load(v + 3 * w), a3);
+                a4 = TOps.MultiplyAdd(b, TOps.Load(v + 4 * w), a4); a5 = TOps.MultiplyAdd(b, TOps.Load(v + 5 * w), a5);
+                a6 = TOps.MultiplyAdd(b, TOps.Load(v + 6 * w), a6); a7 = TOps.MultiplyAdd(b, TOps.Load(v + 7 * w), a7);
+            }
+            TOps.Store(a0, o); TOps.Store(a1, o + w); TOps.Store(a2, o + 2 * w); TOps.Store(a3, o + 3 * w);
+            TOps.Store(a4, o + 4 * w); TOps.Store(a5, o + 5 * w); TOps.Store(a6, o + 6 * w); TOps.Store(a7, o + 7 * w);
+        }
+        for (; c + 4 * w <= columns; c += 4 * w)
+        {
+            float* o = output + c;
+            TVec a0 = TOps.Load(o), a1 = TOps.Load(o + w), a2 = TOps.Load(o + 2 * w), a3 = TOps.Load(o + 3 * w);
+            float* v = value + c;
+            for (int j = 0; j < count; j++, v += valueStride)
+            {
+                TVec b = TOps.Create(weights[j]);
+                a0 = TOps.MultiplyAdd(b, TOps.Load(v), a0); a1 = TOps.MultiplyAdd(b, TOps.Load(v + w), a1);
+                a2 = TOps.MultiplyAdd(b, TOps.Load(v + 2 * w), a2); a3 = TOps.MultiplyAdd(b, TOps.Load(v + 3 * w), a3);
+            }
+            TOps.Store(a0, o); TOps.Store(a1, o + w); TOps.Store(a2, o + 2 * w); TOps.Store(a3, o + 3 * w);
+        }
         for (; c + w <= columns; c += w)
         {
             TVec a = TOps.Load(output + c);

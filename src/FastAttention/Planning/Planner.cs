@@ -100,8 +100,11 @@ internal static class Planner
         };
     }
 
-    /// <summary>Decode: floats per row of slice scores, whole vectors so that row tails are read as vectors.</summary>
-    internal static int DecodeScoreStride(int splitSize, KernelWidth width) => RoundUp(splitSize, KernelDispatch.Lanes(width));
+    /// <summary>
+    /// Decode: floats per row of slice scores: whole vectors, plus one more, so that a row's visible range read or
+    /// written as whole vectors from any start stays inside the row.
+    /// </summary>
+    internal static int DecodeScoreStride(int splitSize, KernelWidth width) => RoundUp(splitSize, KernelDispatch.Lanes(width)) + KernelDispatch.Lanes(width);
 
     // Query rows per register block of the micro-kernels.
     private const int BlockRows = 4;
