@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using FastAttention.Buffers;
 using FastAttention.Internal;
 using FastAttention.Kernels;
@@ -56,14 +57,44 @@ public static unsafe partial class Attention
         Span<float> logSumExp, in AttentionShape shape, in AttentionOptions options = default) =>
         Run(query, key, value, output, logSumExp, true, shape, options, KernelDispatch.Best, WorkspacePool.Shared);
 
+    /// <summary>Computes attention with masks, biases and per-head terms into <paramref name="output"/>.</summary>
+    /// <param name="query">Q, <c>[batch, queryHeads, queryCount, headSize]</c>.</param>
+    /// <param name="key">K, <c>[batch, keyValueHeads, keyCount, headSize]</c>.</param>
+    /// <param name="value">V, <c>[batch, keyValueHeads, keyCount, valueHeadSize]</c>.</param>
+    /// <param name="output">O, <c>[batch, queryHeads, queryCount, valueHeadSize]</c>; must not overlap any input.</param>
+    /// <param name="shape">Sizes and layouts.</param>
+    /// <param name="options">Scale, causal mask, window, soft-cap, parallelism.</param>
+    /// <param name="masks">Bias, boolean mask, key lengths, ALiBi slopes and sinks; see <see cref="AttentionMasks"/>.</param>
+    /// <exception cref="ArgumentException">A buffer or mask tensor is too short, or an output overlaps an input.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option or a key length is out of range.</exception>
+    public static void Compute(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+        in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks) =>
+        Run(query, key, value, output, default, false, shape, options, KernelDispatch.Best, WorkspacePool.Shared, null, masks);
+
+    /// <summary>Computes attention with masks, biases and per-head terms, and the log-sum-exp of every query row.</summary>
+    /// <param name="query">Q, <c>[batch, queryHeads, queryCount, headSize]</c>.</param>
+    /// <param name="key">K, <c>[batch, keyValueHeads, keyCount, headSize]</c>.</param>
+    /// <param name="value">V, <c>[batch, keyValueHeads, keyCount, valueHeadSize]</c>.</param>
+    /// <param name="output">O, <c>[batch, queryHeads, queryCount, valueHeadSize]</c>.</param>
+    /// <param name="logSumExp">Dense <c>[batch, queryHeads, queryCount]</c>: m + ln l, sink included; −∞ (or the sink) for a row with no visible key.</param>
+    /// <param name="shape">Sizes and layouts.</param>
+    /// <param name="options">Scale, causal mask, window, soft-cap, parallelism.</param>
+    /// <param name="masks">Bias, boolean mask, key lengths, ALiBi slopes and sinks; see <see cref="AttentionMasks"/>.</param>
+    /// <exception cref="ArgumentException">A buffer or mask tensor is too short, or an output overlaps an input.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option or a key length is out of range.</exception>
+    public static void Compute(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+        Span<float> logSumExp, in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks) =>
+        Run(query, key, value, output, logSumExp, true, shape, options, KernelDispatch.Best, WorkspacePool.Shared, null, masks);
+
     /// <summary>Hands the arrays of idle workspaces back to <see cref="System.Buffers.ArrayPool{T}.Shared"/>.</summary>
     public static void TrimWorkspaces() => WorkspacePool.Shared.Trim();
 
     internal static void Run(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
         Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, KernelWidth width, WorkspacePool workspaces,
-        KernelKind? kind = null)
+        KernelKind? kind = null, scoped in AttentionMasks masks = default)
     {
         Validate(query, key, value, output, logSumExp, wantLogSumExp, shape, options);
+        ValidateMasks(output, logSumExp, wantLogSumExp, shape, options, masks);
         if (shape.Batch == 0 || shape.QueryCount == 0) return;
 
         fixed (float* q = query)
@@ -71,8 +102,29 @@ public static unsafe partial class Attention
         fixed (float* v = value)
         fixed (float* o = output)
         fixed (float* lse = logSumExp)
+        fixed (float* bias = masks.Bias)
+        fixed (bool* mask = masks.Mask)
+        fixed (int* keyLengths = masks.KeyLengths)
+        fixed (float* slopes = masks.AlibiSlopes)
+        fixed (float* sinks = masks.Sinks)
         {
             KernelArguments args = Arguments(shape, options, q, k, v, o, wantLogSumExp ? lse : null);
+            long slice = (long)shape.QueryCount * shape.KeyCount;
+            if (!masks.Bias.IsEmpty)
+            {
+                args.Bias = bias;
+                args.BiasHeadStride = (masks.BiasBroadcast & MaskBroadcast.Heads) != 0 ? 0 : (nint)slice;
+                args.BiasBatchStride = (masks.BiasBroadcast & MaskBroadcast.Batch) != 0 ? 0 : (nint)(slice * ((masks.BiasBroadcast & MaskBroadcast.Heads) != 0 ? 1 : shape.QueryHeads));
+            }
+            if (!masks.Mask.IsEmpty)
+            {
+                args.Mask = (byte*)mask;
+                args.MaskHeadStride = (masks.MaskBroadcast & MaskBroadcast.Heads) != 0 ? 0 : (nint)slice;
+                args.MaskBatchStride = (masks.MaskBroadcast & MaskBroadcast.Batch) != 0 ? 0 : (nint)(slice * ((masks.MaskBroadcast & MaskBroadcast.Heads) != 0 ? 1 : shape.QueryHeads));
+            }
+            if (!masks.KeyLengths.IsEmpty) args.KeyLengths = keyLengths;
+            if (!masks.AlibiSlopes.IsEmpty) args.AlibiSlopes = slopes;
+            if (!masks.Sinks.IsEmpty) args.Sinks = sinks;
             int threads = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
             AttentionPlan plan = Planner.Plan(args, width, threads, kind);
             long scratchLength = plan.Kind == KernelKind.Decode ? plan.PartialLength : plan.PackedKeyLength;
@@ -112,7 +164,89 @@ public static unsafe partial class Attention
         ValueHeadSize = shape.ValueHeadSize,
         Scale = options.Scale ?? 1f / MathF.Sqrt(shape.HeadSize),
         Causal = options.Causal,
+        BottomRightAligned = options.Causal == CausalMask.BottomRight || (options.Causal == CausalMask.None && options.Alignment == DiagonalAlignment.BottomRight),
+        HasWindow = options.Window is not null,
+        WindowLeft = options.Window?.Left ?? 0,
+        WindowRight = options.Window?.Right ?? 0,
+        SoftCap = options.SoftCap ?? 0f,
     };
+
+    /// <summary>The checks of the options and tensors of <see cref="AttentionMasks"/>, before anything is written.</summary>
+    private static void ValidateMasks(Span<float> output, Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks)
+    {
+        if (options.SoftCap is float cap && !(cap > 0f && float.IsFinite(cap)))
+            ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.SoftCap must be finite and greater than 0; got {cap}.");
+        if (options.Window is SlidingWindow window && (window.Left < 0 || window.Right < 0))
+            ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.Window bounds must be at least 0; got (Left: {window.Left}, Right: {window.Right}).");
+        if (options.Alignment is DiagonalAlignment alignment)
+        {
+            if ((uint)alignment > (uint)DiagonalAlignment.BottomRight)
+                ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.Alignment is not a defined DiagonalAlignment value: {(int)alignment}.");
+            if (options.Causal != CausalMask.None && (alignment == DiagonalAlignment.BottomRight) != (options.Causal == CausalMask.BottomRight))
+                ThrowHelper.Argument(nameof(options), $"options.Alignment {alignment} disagrees with options.Causal {options.Causal}; give one alignment per call.");
+        }
+        if (masks.IsEmpty) return;
+
+        int b = shape.Batch, hq = shape.QueryHeads, lq = shape.QueryCount, lk = shape.KeyCount;
+        if ((uint)masks.BiasBroadcast > (uint)MaskBroadcast.All || (uint)masks.MaskBroadcast > (uint)MaskBroadcast.All)
+            ThrowHelper.ArgumentOutOfRange(nameof(masks), "masks.BiasBroadcast and masks.MaskBroadcast must be MaskBroadcast values.");
+        if (!masks.Bias.IsEmpty)
+        {
+            (long need, string dims) = BroadcastShape(masks.BiasBroadcast, b, hq, lq, lk);
+            if (masks.Bias.Length < need) ThrowHelper.TooShort(nameof(masks), "masks.Bias", dims, need, masks.Bias.Length);
+        }
+        if (!masks.Mask.IsEmpty)
+        {
+            (long need, string dims) = BroadcastShape(masks.MaskBroadcast, b, hq, lq, lk);
+            if (masks.Mask.Length < need) ThrowHelper.TooShort(nameof(masks), "masks.Mask", dims, need, masks.Mask.Length);
+        }
+        if (!masks.KeyLengths.IsEmpty)
+        {
+            if (masks.KeyLengths.Length < b) ThrowHelper.TooShort(nameof(masks), "masks.KeyLengths", $"[{b}]", b, masks.KeyLengths.Length);
+            for (int i = 0; i < b; i++)
+            {
+                if ((uint)masks.KeyLengths[i] > (uint)lk)
+                    ThrowHelper.ArgumentOutOfRange(nameof(masks), $"masks.KeyLengths[{i}] = {masks.KeyLengths[i]} is outside 0..{lk} (the key count).");
+            }
+        }
+        if (!masks.AlibiSlopes.IsEmpty)
+        {
+            if (masks.AlibiSlopes.Length < hq) ThrowHelper.TooShort(nameof(masks), "masks.AlibiSlopes", $"[{hq}]", hq, masks.AlibiSlopes.Length);
+            for (int h = 0; h < hq; h++)
+            {
+                if (!float.IsFinite(masks.AlibiSlopes[h]))
+                    ThrowHelper.ArgumentOutOfRange(nameof(masks), $"masks.AlibiSlopes[{h}] = {masks.AlibiSlopes[h]} must be finite.");
+            }
+        }
+        if (!masks.Sinks.IsEmpty)
+        {
+            if (masks.Sinks.Length < hq) ThrowHelper.TooShort(nameof(masks), "masks.Sinks", $"[{hq}]", hq, masks.Sinks.Length);
+            for (int h = 0; h < hq; h++)
+            {
+                if (float.IsNaN(masks.Sinks[h]) || float.IsPositiveInfinity(masks.Sinks[h]))
+                    ThrowHelper.ArgumentOutOfRange(nameof(masks), $"masks.Sinks[{h}] = {masks.Sinks[h]} must be a number below +∞ (−∞ means no sink).");
+            }
+        }
+
+        // The outputs must not share memory with any mask tensor either.
+        ReadOnlySpan<byte> written = MemoryMarshal.AsBytes(output[..(int)shape.OutputLength]);
+        ReadOnlySpan<byte> lse = wantLogSumExp ? MemoryMarshal.AsBytes(logSumExp[..(int)shape.LogSumExpLength]) : default;
+        if (Overlaps(written, lse, MemoryMarshal.AsBytes(masks.Bias)) || Overlaps(written, lse, MemoryMarshal.AsBytes(masks.Mask)) ||
+            Overlaps(written, lse, MemoryMarshal.AsBytes(masks.KeyLengths)) || Overlaps(written, lse, MemoryMarshal.AsBytes(masks.AlibiSlopes)) ||
+            Overlaps(written, lse, MemoryMarshal.AsBytes(masks.Sinks)))
+        {
+            ThrowHelper.Argument(nameof(masks), "A tensor of masks shares memory with output or logSumExp: outputs must not overlap any input.");
+        }
+    }
+
+    private static bool Overlaps(ReadOnlySpan<byte> output, ReadOnlySpan<byte> logSumExp, ReadOnlySpan<byte> input) =>
+        !input.IsEmpty && (output.Overlaps(input) || logSumExp.Overlaps(input));
+
+    private static (long Length, string Dims) BroadcastShape(MaskBroadcast broadcast, int batch, int heads, int queryCount, int keyCount)
+    {
+        int bs = (broadcast & MaskBroadcast.Batch) != 0 ? 1 : batch, hs = (broadcast & MaskBroadcast.Heads) != 0 ? 1 : heads;
+        return ((long)bs * hs * queryCount * keyCount, $"[{bs}, {hs}, {queryCount}, {keyCount}]");
+    }
 
     /// <summary>Every check, before anything is written.</summary>
     private static void Validate(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,

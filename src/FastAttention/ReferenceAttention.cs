@@ -15,7 +15,16 @@ public static class ReferenceAttention
     /// </summary>
     /// <exception cref="ArgumentException">A buffer is too short for the shape.</exception>
     public static void Compute(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<double> output,
-        in AttentionShape shape, in AttentionOptions options = default, Span<double> logSumExp = default, Span<double> weights = default)
+        in AttentionShape shape, in AttentionOptions options = default, Span<double> logSumExp = default, Span<double> weights = default) =>
+        Compute(query, key, value, output, shape, options, default, logSumExp, weights);
+
+    /// <summary>
+    /// Computes attention in fp64 with the masks and per-head terms of <see cref="AttentionMasks"/>, exactly as the
+    /// contract states them (see <see cref="AttentionMasks"/>). Outputs are dense as in the overload without masks.
+    /// </summary>
+    /// <exception cref="ArgumentException">A buffer is too short for the shape.</exception>
+    public static void Compute(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<double> output,
+        in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks, Span<double> logSumExp = default, Span<double> weights = default)
     {
         int batch = shape.Batch, hq = shape.QueryHeads, lq = shape.QueryCount, lk = shape.KeyCount;
         int d = shape.HeadSize, dv = shape.ValueHeadSize, group = shape.QueryHeads / shape.KeyValueHeads;
@@ -35,28 +44,43 @@ public static class ReferenceAttention
         {
             int g = h / group;
             long row = ((long)b * hq + h) * lq + i;
-            double max = double.NegativeInfinity;
+            double aligned = AlignedPosition(shape, options, masks, b, i);
+            bool hasSink = !masks.Sinks.IsEmpty && masks.Sinks[h] != float.NegativeInfinity;
+            double max = hasSink ? masks.Sinks[h] : double.NegativeInfinity;
             bool any = false;
             for (int j = 0; j < lk; j++)
             {
-                visible[j] = IsVisible(options.Causal, i, j, lq, lk);
+                visible[j] = IsVisible(shape, options, masks, b, h, i, j);
                 if (!visible[j]) continue;
                 double dot = 0;
                 for (int t = 0; t < d; t++)
                     dot += (double)query[(int)At(shape.QueryLayout, b, h, i, t)] * key[(int)At(shape.KeyLayout, b, g, j, t)];
-                scores[j] = scale * dot;
-                max = any ? Math.Max(max, scores[j]) : scores[j];
+                double score = scale * dot;
+                if (options.SoftCap is float cap) score = cap * Math.Tanh(score / cap);
+                if (!masks.Bias.IsEmpty)
+                {
+                    double term = masks.Bias[(int)MaskIndex(masks.BiasBroadcast, shape, b, h, i, j)];
+                    if (double.IsNegativeInfinity(term))
+                    {
+                        visible[j] = false; // −∞ bias masks the key, whatever its K and V rows hold
+                        continue;
+                    }
+                    score += term;
+                }
+                if (!masks.AlibiSlopes.IsEmpty) score -= masks.AlibiSlopes[h] * Math.Abs(aligned - j);
+                scores[j] = score;
+                max = any || hasSink ? Math.Max(max, score) : score;
                 any = true;
             }
 
-            double sum = 0;
+            double sum = hasSink ? Math.Exp(masks.Sinks[h] - max) : 0;
             if (any)
             {
                 for (int j = 0; j < lk; j++)
                     if (visible[j]) sum += Math.Exp(scores[j] - max);
             }
             for (int c = 0; c < dv; c++) output[(int)(row * dv + c)] = 0;
-            if (!logSumExp.IsEmpty) logSumExp[(int)row] = any ? max + Math.Log(sum) : double.NegativeInfinity;
+            if (!logSumExp.IsEmpty) logSumExp[(int)row] = any || hasSink ? max + Math.Log(sum) : double.NegativeInfinity;
             for (int j = 0; j < lk; j++)
             {
                 double p = visible[j] ? Math.Exp(scores[j] - max) / sum : 0;
@@ -66,6 +90,35 @@ public static class ReferenceAttention
                     output[(int)(row * dv + c)] += p * value[(int)At(shape.ValueLayout, b, g, j, c)];
             }
         }
+    }
+
+    /// <summary>
+    /// Whether key <paramref name="j"/> is visible to query row <paramref name="i"/> of head <paramref name="h"/> in
+    /// batch <paramref name="b"/> under the index masks (key length, causal, window) and the boolean mask. A −∞
+    /// bias entry masks too; that is a score, so the reference's Compute applies it.
+    /// </summary>
+    public static bool IsVisible(in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks, int b, int h, int i, int j)
+    {
+        int length = masks.KeyLengths.IsEmpty ? shape.KeyCount : masks.KeyLengths[b];
+        if (j >= length) return false;
+        double aligned = AlignedPosition(shape, options, masks, b, i);
+        if (options.Causal != CausalMask.None && j > aligned) return false;
+        if (options.Window is SlidingWindow window && (j < aligned - window.Left || j > aligned + window.Right)) return false;
+        return masks.Mask.IsEmpty || masks.Mask[(int)MaskIndex(masks.MaskBroadcast, shape, b, h, i, j)];
+    }
+
+    private static double AlignedPosition(in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks, int b, int i)
+    {
+        int length = masks.KeyLengths.IsEmpty ? shape.KeyCount : masks.KeyLengths[b];
+        bool bottomRight = options.Causal == CausalMask.BottomRight || (options.Causal == CausalMask.None && options.Alignment == DiagonalAlignment.BottomRight);
+        return bottomRight ? (double)i + length - shape.QueryCount : i;
+    }
+
+    private static long MaskIndex(MaskBroadcast broadcast, in AttentionShape shape, int b, int h, int i, int j)
+    {
+        long heads = (broadcast & MaskBroadcast.Heads) != 0 ? 1 : shape.QueryHeads;
+        long bb = (broadcast & MaskBroadcast.Batch) != 0 ? 0 : b, hh = (broadcast & MaskBroadcast.Heads) != 0 ? 0 : h;
+        return ((bb * heads + hh) * shape.QueryCount + i) * shape.KeyCount + j;
     }
 
     /// <summary>Whether key <paramref name="j"/> is visible to query row <paramref name="i"/> under the causal mask.</summary>

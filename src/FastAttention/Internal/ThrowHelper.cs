@@ -15,6 +15,13 @@ internal static class ThrowHelper
     public static void Argument(string paramName, string message) =>
         throw new ArgumentException(message, paramName);
 
+    /// <summary>A tensor inside a parameter (<paramref name="tensor"/>, say "masks.Bias") is too short.</summary>
+    [DoesNotReturn]
+    public static void TooShort(string paramName, string tensor, string shape, long required, int actual) =>
+        throw new ArgumentException(
+            $"'{tensor}' is too short for its shape {shape}: it needs at least {required} elements but has {actual}.",
+            paramName);
+
     [DoesNotReturn]
     public static void TooShort(string paramName, string shape, long required, int actual) =>
         throw new ArgumentException(

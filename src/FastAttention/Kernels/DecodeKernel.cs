@@ -62,18 +62,20 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             float* values = args.Value + b * args.ValueBatchStride + kvh * args.ValueHeadStride + start * args.ValueRowStride;
             Span<int> from = stackalloc int[Rows];
             Span<int> to = stackalloc int[Rows];
+            Span<int> masked = stackalloc int[Rows];
+            byte* codes = stackalloc byte[sliceStride]; // per key: bit r set when a tensor mask removed it for row r
             for (int r0 = 0; r0 < paddedRows; r0 += Rows)
             {
                 // Which keys of this slice each row sees, relative to its start: [from, to).
                 int real = Math.Min(Rows, rows - r0);
-                int fromMin = count, fromMax = 0, toMin = count, toMax = 0;
+                int fromMin = count, toMax = 0;
                 for (int r = 0; r < real; r++)
                 {
-                    args.VisibleKeys((r0 + r) % queries, out int lo, out int hi);
+                    args.VisibleKeys(b, (r0 + r) % queries, out int lo, out int hi);
                     from[r] = Math.Clamp(lo - start, 0, count);
                     to[r] = Math.Max(from[r], Math.Clamp(hi - start, 0, count));
-                    fromMin = Math.Min(fromMin, from[r]); fromMax = Math.Max(fromMax, from[r]);
-                    toMin = Math.Min(toMin, to[r]); toMax = Math.Max(toMax, to[r]);
+                    fromMin = Math.Min(fromMin, from[r]);
+                    toMax = Math.Max(toMax, to[r]);
                 }
                 float* s0 = scores + r0 * sliceStride;
                 float* q0 = queryScratch + r0 * d;
@@ -88,17 +90,35 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                         float* s = s0 + r * sliceStride;
                         int n = to[r] - from[r];
                         if (n > 0) DotRow(q0 + r * d, d, keys + from[r] * args.KeyRowStride, args.KeyRowStride, n, s + from[r]);
-                        if (RowWeights(s, from[r], to[r], state0 + r * stride))
-                            MicroKernels<TVec, TOps>.AccumulateRow(a0 + r * dv, dv, s + from[r], values + from[r] * args.ValueRowStride, args.ValueRowStride, n);
+                        if (args.HasScoreTerms) new Span<byte>(codes + from[r], n).Clear();
+                        int removed = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, (r0 + r) % queries, s, start, from[r], ref to[r], codes, 1);
+                        if (!RowWeights(s, from[r], to[r], state0 + r * stride)) continue;
+                        float* output = a0 + r * dv;
+                        if (removed == 0)
+                            MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + from[r], values + from[r] * args.ValueRowStride, args.ValueRowStride, to[r] - from[r]);
+                        else
+                            MicroKernels<TVec, TOps>.AccumulateRowUnmasked(output, dv, s, values, args.ValueRowStride, from[r], to[r], codes, 1);
                     }
                     continue;
                 }
 
-
                 // Four rows: scores for the union of their ranges, values for the common range in one 4-row pass.
                 if (toMax > fromMin)
                     DotScores(q0, d, keys + fromMin * args.KeyRowStride, args.KeyRowStride, toMax - fromMin, s0 + fromMin, sliceStride);
-                int commonFrom = fromMax, commonTo = Math.Max(fromMax, toMin);
+                bool anyRemoved = false;
+                if (args.HasScoreTerms) new Span<byte>(codes + fromMin, Math.Max(0, toMax - fromMin)).Clear();
+                for (int r = 0; r < Rows; r++)
+                {
+                    masked[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, (r0 + r) % queries, s0 + r * sliceStride, start, from[r], ref to[r], codes, 1 << r);
+                    anyRemoved |= masked[r] > 0;
+                }
+                int commonFrom = 0, commonTo = count;
+                for (int r = 0; r < Rows; r++)
+                {
+                    commonFrom = Math.Max(commonFrom, from[r]);
+                    commonTo = Math.Min(commonTo, to[r]);
+                }
+                commonTo = Math.Max(commonFrom, commonTo);
                 bool any = false;
                 for (int r = 0; r < Rows; r++)
                 {
@@ -113,18 +133,18 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 if (!any) continue;
                 if (commonTo > commonFrom)
                 {
-                    MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + commonFrom, sliceStride,
-                        values + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
+                    if (!anyRemoved)
+                        MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + commonFrom, sliceStride, values + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
+                    else
+                        MicroKernels<TVec, TOps>.AccumulateUnmasked(a0, dv, s0, sliceStride, values, args.ValueRowStride, commonFrom, commonTo, codes);
                 }
                 for (int r = 0; r < Rows; r++)
                 {
                     // The edges of each row's range outside the common one.
                     float* s = s0 + r * sliceStride;
                     int leftEnd = Math.Min(to[r], commonFrom), rightStart = Math.Max(from[r], commonTo);
-                    if (from[r] < leftEnd)
-                        MicroKernels<TVec, TOps>.AccumulateRow(a0 + r * dv, dv, s + from[r], values + from[r] * args.ValueRowStride, args.ValueRowStride, leftEnd - from[r]);
-                    if (rightStart < to[r])
-                        MicroKernels<TVec, TOps>.AccumulateRow(a0 + r * dv, dv, s + rightStart, values + rightStart * args.ValueRowStride, args.ValueRowStride, to[r] - rightStart);
+                    MicroKernels<TVec, TOps>.AccumulateRowRange(a0 + r * dv, dv, s, values, args.ValueRowStride, from[r], leftEnd, masked[r] > 0, codes, 1 << r);
+                    MicroKernels<TVec, TOps>.AccumulateRowRange(a0 + r * dv, dv, s, values, args.ValueRowStride, rightStart, to[r], masked[r] > 0, codes, 1 << r);
                 }
             }
 
@@ -132,7 +152,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             {
                 // One slice holds every key: its state is final, normalise straight into the output.
                 for (int r = 0; r < rows; r++)
-                    WriteRow(args, b, kvh * group + r / queries, r % queries, accumulators + r * dv, partial[r * stride], partial[r * stride + 1]);
+                    RowOutput<TVec, TOps>.Write(args, b, kvh * group + r / queries, r % queries, accumulators + r * dv, partial[r * stride], partial[r * stride + 1]);
                 return;
             }
             for (int r = 0; r < rows; r++)
@@ -166,26 +186,8 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                     MultiplyAddInto(output, state + 2, dv, factor);
                 }
             }
-            WriteRow(args, b, head, query, output, max, sum);
+            RowOutput<TVec, TOps>.Write(args, b, head, query, output, max, sum);
         }
-    }
-
-    /// <summary>
-    /// Output row ← accumulated / l (zeros when no key was visible), log-sum-exp ← m + ln l (−∞ then).
-    /// <paramref name="accumulated"/> may be the output row itself.
-    /// </summary>
-    private static void WriteRow(in KernelArguments args, int b, int head, int query, float* accumulated, float max, float sum)
-    {
-        float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
-        long lseIndex = ((long)b * args.QueryHeads + head) * args.QueryCount + query;
-        if (sum == 0f)
-        {
-            new Span<float>(output, args.ValueHeadSize).Clear(); // never 0·∞ = NaN
-            if (args.LogSumExp != null) args.LogSumExp[lseIndex] = float.NegativeInfinity;
-            return;
-        }
-        MicroKernels<TVec, TOps>.Scale(accumulated, output, args.ValueHeadSize, 1f / sum);
-        if (args.LogSumExp != null) args.LogSumExp[lseIndex] = (float)(max + Math.Log(sum)); // one rounding: ln l in double
     }
 
     /// <summary>

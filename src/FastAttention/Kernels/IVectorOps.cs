@@ -24,6 +24,11 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     static abstract TVec Add(TVec a, TVec b);
     static abstract TVec Subtract(TVec a, TVec b);
     static abstract TVec Multiply(TVec a, TVec b);
+    static abstract TVec Divide(TVec a, TVec b);
+    static abstract TVec Abs(TVec x);
+
+    /// <summary>The lane numbers 0, 1, …, Count − 1 as floats.</summary>
+    static abstract TVec Indices { get; }
 
     /// <summary>a·b + c, fused where the hardware has FMA.</summary>
     static abstract TVec MultiplyAdd(TVec a, TVec b, TVec c);
@@ -42,6 +47,12 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
 
     /// <summary>Lanes where x &gt; edge take <paramref name="replacement"/>, the others <paramref name="value"/>.</summary>
     static abstract TVec SelectGreater(TVec x, TVec edge, TVec replacement, TVec value);
+
+    /// <summary>Lanes where x == edge take <paramref name="replacement"/>, the others <paramref name="value"/>.</summary>
+    static abstract TVec SelectEqual(TVec x, TVec edge, TVec replacement, TVec value);
+
+    /// <summary>Lanes whose byte in <paramref name="flags"/> is nonzero keep <paramref name="value"/>, the others take <paramref name="fill"/> (a bool mask, read in place).</summary>
+    static abstract TVec SelectByBytes(byte* flags, TVec value, TVec fill);
 
     /// <summary>Lanes below <paramref name="count"/> keep <paramref name="value"/>, the others take <paramref name="fill"/>: a vector tail without scalar code.</summary>
     static abstract TVec SelectFirst(int count, TVec value, TVec fill);
@@ -64,6 +75,15 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
+    public static Vector512<float> Indices => Vector512<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> SelectEqual(Vector512<float> x, Vector512<float> edge, Vector512<float> replacement, Vector512<float> value) =>
+        Vector512.ConditionalSelect(Vector512.Equals(x, edge), replacement, value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> SelectByBytes(byte* flags, Vector512<float> value, Vector512<float> fill) =>
+        Vector512.ConditionalSelect(Vector512.Equals(Vector512.WidenLower(Vector256.WidenLower(Vector128.Load(flags).ToVector256Unsafe()).ToVector512Unsafe()), Vector512<uint>.Zero).AsSingle(), fill, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Round(Vector512<float> x) => Vector512.Round(x);
@@ -99,6 +119,15 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
+    public static Vector256<float> Indices => Vector256<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> SelectEqual(Vector256<float> x, Vector256<float> edge, Vector256<float> replacement, Vector256<float> value) =>
+        Vector256.ConditionalSelect(Vector256.Equals(x, edge), replacement, value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> SelectByBytes(byte* flags, Vector256<float> value, Vector256<float> fill) =>
+        Vector256.ConditionalSelect(Vector256.Equals(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)flags).AsByte()).ToVector256Unsafe()), Vector256<uint>.Zero).AsSingle(), fill, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Round(Vector256<float> x) => Vector256.Round(x);
@@ -143,6 +172,15 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Subtract(Vector128<float> a, Vector128<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
+    public static Vector128<float> Indices => Vector128<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> SelectEqual(Vector128<float> x, Vector128<float> edge, Vector128<float> replacement, Vector128<float> value) =>
+        Vector128.ConditionalSelect(Vector128.Equals(x, edge), replacement, value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> SelectByBytes(byte* flags, Vector128<float> value, Vector128<float> fill) =>
+        Vector128.ConditionalSelect(Vector128.Equals(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(uint*)flags).AsByte())), Vector128<uint>.Zero).AsSingle(), fill, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Round(Vector128<float> x) => Vector128.Round(x);
@@ -195,6 +233,11 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Subtract(float a, float b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Multiply(float a, float b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
+    public static float Indices => 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectEqual(float x, float edge, float replacement, float value) => x == edge ? replacement : value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectByBytes(byte* flags, float value, float fill) => *flags != 0 ? value : fill;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAdd(float a, float b, float c) => float.MultiplyAddEstimate(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Max(float a, float b) => a > b ? a : b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Round(float x) => MathF.Round(x);

@@ -29,15 +29,47 @@ internal unsafe struct KernelArguments
     public float Scale;
     public CausalMask Causal;
 
-    /// <summary>Visible keys of query row <paramref name="query"/>: the half-open range [lo, hi).</summary>
-    public readonly void VisibleKeys(int query, out int lo, out int hi)
+    // Masks and score terms (AttentionMasks, AttentionOptions): null pointers and zeros mean none.
+    public float* Bias;         // [B|1, Hq|1, Lq, Lk] dense rows; a broadcast dimension has stride 0
+    public nint BiasBatchStride, BiasHeadStride;
+    public byte* Mask;          // bool, same layout as Bias
+    public nint MaskBatchStride, MaskHeadStride;
+    public int* KeyLengths;     // [B]
+    public float* AlibiSlopes;  // [Hq]
+    public float* Sinks;        // [Hq]
+    public float SoftCap;       // 0: none
+    public bool HasWindow;
+    public int WindowLeft, WindowRight;
+    public bool BottomRightAligned;
+
+    /// <summary>Whether scores need more than the scale: soft-cap, bias, ALiBi or a boolean mask.</summary>
+    public readonly bool HasScoreTerms => SoftCap != 0f || Bias != null || Mask != null || AlibiSlopes != null;
+
+    /// <summary>Whether keys inside a row's visible range can be masked (boolean mask, or −∞ in the bias).</summary>
+    public readonly bool HasTensorMask => Bias != null || Mask != null;
+
+    /// <summary>Keys of batch <paramref name="b"/>: its key length, or the key count.</summary>
+    public readonly int KeyLength(int b) => KeyLengths == null ? KeyCount : KeyLengths[b];
+
+    /// <summary>The aligned position i' of query row <paramref name="query"/> in batch <paramref name="b"/>.</summary>
+    public readonly long AlignedPosition(int b, int query) => BottomRightAligned ? (long)query + KeyLength(b) - QueryCount : query;
+
+    /// <summary>
+    /// Keys of batch <paramref name="b"/> that query row <paramref name="query"/> may see as far as index masks tell
+    /// (key length, causal, window): the half-open range [lo, hi), empty when lo ≥ hi.
+    /// </summary>
+    public readonly void VisibleKeys(int b, int query, out int lo, out int hi)
     {
-        lo = 0;
-        hi = KeyCount;
-        if (Causal != CausalMask.None)
+        int length = KeyLength(b);
+        long aligned = AlignedPosition(b, query);
+        long first = 0, end = length;
+        if (Causal != CausalMask.None) end = Math.Min(end, aligned + 1);
+        if (HasWindow)
         {
-            long aligned = Causal == CausalMask.BottomRight ? (long)query + KeyCount - QueryCount : query;
-            hi = (int)Math.Clamp(aligned + 1, 0, KeyCount);
+            first = Math.Max(first, aligned - WindowLeft);
+            end = Math.Min(end, aligned + WindowRight + 1);
         }
+        lo = (int)Math.Clamp(first, 0, length);
+        hi = (int)Math.Clamp(end, lo, length);
     }
 }

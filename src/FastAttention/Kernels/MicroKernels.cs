@@ -188,6 +188,54 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
     }
 
+    /// <summary>
+    /// <see cref="AccumulateRow"/> over the keys x in [from, to) whose bit <paramref name="bit"/> in codes[x] is clear,
+    /// run by run: keys a tensor mask removed are skipped, so NaN or ±∞ in their value rows cannot reach the output.
+    /// <paramref name="weights"/> and <paramref name="value"/> are indexed from key 0 of the range's coordinates.
+    /// </summary>
+    public static void AccumulateRowUnmasked(float* output, int columns, float* weights, float* value, nint valueStride, int from, int to, byte* codes, int bit)
+    {
+        int x = from;
+        while (x < to)
+        {
+            while (x < to && (codes[x] & bit) != 0) x++;
+            int run = x;
+            while (x < to && (codes[x] & bit) == 0) x++;
+            if (x > run) AccumulateRow(output, columns, weights + run, value + run * valueStride, valueStride, x - run);
+        }
+    }
+
+    /// <summary>P·V for one row over [from, to), skipping the keys marked in <paramref name="codes"/> when <paramref name="masked"/>.</summary>
+    public static void AccumulateRowRange(float* output, int dv, float* weights, float* values, nint valueStride, int from, int to, bool masked, byte* codes, int bit)
+    {
+        if (from >= to) return;
+        if (!masked) AccumulateRow(output, dv, weights + from, values + from * valueStride, valueStride, to - from);
+        else AccumulateRowUnmasked(output, dv, weights, values, valueStride, from, to, codes, bit);
+    }
+
+    /// <summary>
+    /// <see cref="Accumulate"/> for 4 rows over [from, to), skipping each (row, key) whose bit (1 &lt;&lt; row) is set in
+    /// codes[key]: runs of keys no row masks go through the 4-row tile, the others row by row.
+    /// </summary>
+    public static void AccumulateUnmasked(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int from, int to, byte* codes)
+    {
+        int x = from;
+        while (x < to)
+        {
+            int run = x;
+            while (x < to && codes[x] == 0) x++;
+            if (x > run) Accumulate(output, columns, weights + run, weightStride, value + run * valueStride, valueStride, x - run);
+            for (; x < to && codes[x] != 0; x++)
+            {
+                for (int r = 0; r < Rows; r++)
+                {
+                    if ((codes[x] & (1 << r)) == 0)
+                        AccumulateRow(output + r * columns, columns, weights + r * weightStride + x, value + x * valueStride, valueStride, 1);
+                }
+            }
+        }
+    }
+
     /// <summary>destination[c] = source[c] · factor over <paramref name="count"/> elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scale(float* source, float* destination, int count, float factor)

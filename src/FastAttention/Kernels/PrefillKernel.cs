@@ -90,6 +90,10 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             float* valueBase = args.Value + b * args.ValueBatchStride + kvh * args.ValueHeadStride;
             Span<int> lo = stackalloc int[Rows];
             Span<int> hi = stackalloc int[Rows];
+            Span<int> tileFrom = stackalloc int[Rows];
+            Span<int> tileTo = stackalloc int[Rows];
+            Span<int> removed = stackalloc int[Rows];
+            byte* codes = stackalloc byte[keyTile]; // per key of a tile: bit r set when a tensor mask removed it for row r
 
             for (int r0 = 0; r0 < paddedRows; r0 += Rows)
             {
@@ -97,7 +101,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 int loMin = int.MaxValue, loMax = 0, hiMin = int.MaxValue, hiMax = 0;
                 for (int r = 0; r < real; r++)
                 {
-                    args.VisibleKeys(firstQuery + (r0 + r) % queries, out lo[r], out hi[r]);
+                    args.VisibleKeys(b, firstQuery + (r0 + r) % queries, out lo[r], out hi[r]);
                     loMin = Math.Min(loMin, lo[r]); loMax = Math.Max(loMax, lo[r]);
                     hiMin = Math.Min(hiMin, hi[r]); hiMax = Math.Max(hiMax, hi[r]);
                 }
@@ -114,19 +118,27 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     // Which keys each row sees in this tile, relative to its start: [from, to).
                     int commonFrom = 0, commonTo = columns;
                     bool masked = !(start >= loMax && start + columns <= hiMin);
+                    bool anyRemoved = false;
+                    if (args.HasScoreTerms) new Span<byte>(codes, columns).Clear();
                     for (int r = 0; r < Rows; r++)
                     {
                         float* s = scores + r * keyTile;
                         if (r >= real)
                         {
                             new Span<float>(s, columns).Clear(); // padded rows: zero weights, finite, never output
+                            tileFrom[r] = tileTo[r] = 0;
                             continue;
                         }
-                        int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, 0, visibleEnd);
+                        int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, from, visibleEnd);
+                        removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
+                            s, start, from, ref to, codes, 1 << r);
+                        anyRemoved |= removed[r] > 0;
+                        tileFrom[r] = from;
+                        tileTo[r] = to;
                         commonFrom = Math.Max(commonFrom, from);
                         commonTo = Math.Min(commonTo, to);
                         if (from >= to) continue; // nothing visible for this row here: its state is unchanged
-                        if (masked)
+                        if (masked || to - from != columns)
                         {
                             new Span<float>(s, from).Fill(float.NegativeInfinity);
                             new Span<float>(s + to, columns - to).Fill(float.NegativeInfinity);
@@ -137,54 +149,43 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     float* valueTile = valueBase + start * args.ValueRowStride;
                     if (commonFrom < commonTo)
                     {
-                        MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, scores + commonFrom, keyTile,
-                            valueTile + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
+                        if (!anyRemoved)
+                        {
+                            MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, scores + commonFrom, keyTile,
+                                valueTile + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
+                        }
+                        else
+                        {
+                            MicroKernels<TVec, TOps>.AccumulateUnmasked(accumulators + r0 * dv, dv, scores, keyTile,
+                                valueTile, args.ValueRowStride, commonFrom, commonTo, codes);
+                        }
                     }
                     else
                     {
                         commonFrom = commonTo = 0;
                     }
-                    if (masked || commonTo - commonFrom != visibleEnd)
+                    if (commonTo - commonFrom == visibleEnd) continue;
+                    // Row edges outside the common range, one row at a time.
+                    for (int r = 0; r < real; r++)
                     {
-                        // Row edges outside the common range, one row at a time.
-                        for (int r = 0; r < real; r++)
-                        {
-                            int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, 0, visibleEnd);
-                            if (from >= to) continue;
-                            float* output = accumulators + (r0 + r) * dv;
-                            float* s = scores + r * keyTile;
-                            int leftEnd = Math.Min(to, commonFrom < commonTo ? commonFrom : to);
-                            if (from < leftEnd)
-                                MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + from, valueTile + from * args.ValueRowStride, args.ValueRowStride, leftEnd - from);
-                            int rightStart = Math.Max(from, commonFrom < commonTo ? commonTo : to);
-                            if (rightStart < to)
-                                MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + rightStart, valueTile + rightStart * args.ValueRowStride, args.ValueRowStride, to - rightStart);
-                        }
+                        int from = tileFrom[r], to = tileTo[r];
+                        if (from >= to) continue;
+                        float* output = accumulators + (r0 + r) * dv;
+                        float* s = scores + r * keyTile;
+                        int leftEnd = Math.Min(to, commonFrom < commonTo ? commonFrom : to);
+                        int rightStart = Math.Max(from, commonFrom < commonTo ? commonTo : to);
+                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, args.ValueRowStride, from, leftEnd, removed[r] > 0, codes, 1 << r);
+                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, args.ValueRowStride, rightStart, to, removed[r] > 0, codes, 1 << r);
                     }
                 }
             }
 
-            // Deferred normalisation: one division per row, then the strided store.
+            // Deferred normalisation: one division per row (the sink joins here), then the strided store.
             for (int r = 0; r < rows; r++)
-            {
-                int head = kvh * group + r / queries, query = firstQuery + r % queries;
-                float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
-                float sum = rowSum[r];
-                if (sum == 0f)
-                {
-                    // No visible key: zeros, and a log-sum-exp of −∞ (never 0·∞ = NaN).
-                    new Span<float>(output, dv).Clear();
-                    if (args.LogSumExp != null) args.LogSumExp[((long)b * args.QueryHeads + head) * args.QueryCount + query] = float.NegativeInfinity;
-                    continue;
-                }
-                MicroKernels<TVec, TOps>.Scale(accumulators + r * dv, output, dv, 1f / sum);
-                if (args.LogSumExp != null)
-                    args.LogSumExp[((long)b * args.QueryHeads + head) * args.QueryCount + query] = (float)(rowMax[r] + Math.Log(sum)); // one rounding: ln l in double
-            }
+                RowOutput<TVec, TOps>.Write(args, b, kvh * group + r / queries, firstQuery + r % queries, accumulators + r * dv, rowMax[r], rowSum[r]);
         }
     }
 
-    /// <summary>Online-softmax update of one row over one tile: rescale on a new maximum, then weights in place.</summary>
     // Not inlined into Compute, whose size would exhaust the JIT's inlining budget before the exp's vector operations.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void UpdateRow(float* s, int columns, ref float rowMax, ref float rowSum, float* output, int dv)
@@ -194,6 +195,12 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         for (int j = 0; j < columns; j += w) max = TOps.Max(max, TOps.Load(s + j));
         float tileMax = TOps.MaxAcross(max);
         float previous = rowMax;
+        if (tileMax == float.NegativeInfinity && previous == float.NegativeInfinity)
+        {
+            // Every score so far is −∞ (all masked): zero weights, never e^(−∞ + ∞) = NaN.
+            new Span<float>(s, columns).Clear();
+            return;
+        }
         if (tileMax > previous)
         {
             // The row's maximum rose: rescale what was accumulated (nothing yet when previous is −∞).

@@ -24,29 +24,9 @@ internal static class Tolerance
     /// </summary>
     public static double LengthFactor(AttentionShape shape) => 1 + (Math.Sqrt(shape.KeyCount) + Math.Sqrt(shape.HeadSize)) / 2;
 
-    public static double[] RowLogitMagnitudes(TestProblem problem)
-    {
-        var s = problem.Shape;
-        double scale = problem.Spec.Scale ?? 1.0 / Math.Sqrt(s.HeadSize);
-        int group = s.QueryHeads / s.KeyValueHeads;
-        var result = new double[s.LogSumExpLength];
-        for (int b = 0; b < s.Batch; b++)
-        for (int h = 0; h < s.QueryHeads; h++)
-        for (int i = 0; i < s.QueryCount; i++)
-        {
-            double max = 0;
-            for (int j = 0; j < s.KeyCount; j++)
-            {
-                if (!ReferenceAttention.IsVisible(problem.Spec.Causal, i, j, s.QueryCount, s.KeyCount)) continue;
-                double sum = 0;
-                for (int t = 0; t < s.HeadSize; t++)
-                    sum += Math.Abs((double)problem.Query[At(s.QueryLayout, b, h, i, t)] * problem.Key[At(s.KeyLayout, b, h / group, j, t)]);
-                max = Math.Max(max, Math.Abs(scale) * sum);
-            }
-            result[((long)b * s.QueryHeads + h) * s.QueryCount + i] = max;
-        }
-        return result;
-    }
+    /// <summary>C_i per query row: max over visible keys j of |scale|·Σ_t |q_it·k_jt| (the masked form, with no masks).</summary>
+    public static double[] RowLogitMagnitudes(TestProblem problem) =>
+        new MaskedProblem { Problem = problem, Masks = MaskSpec.None }.RowLogitMagnitudes();
 
     public static double MaxAbsValue(TestProblem problem)
     {

@@ -1,0 +1,37 @@
+namespace FastAttention.Kernels;
+
+/// <summary>The end of every row, for both kernels: the sink joins the denominator, then O = accumulated / l and the log-sum-exp.</summary>
+internal static unsafe class RowOutput<TVec, TOps>
+    where TVec : unmanaged
+    where TOps : IVectorOps<TVec>
+{
+    /// <summary>
+    /// Output row ← accumulated / l (zeros when no key was visible), log-sum-exp ← m + ln l (−∞ then, or the sink).
+    /// <paramref name="max"/> and <paramref name="sum"/> are the row's m and l over its keys; <paramref name="accumulated"/>
+    /// (Σ e^(s − m)·v) may be the output row itself.
+    /// </summary>
+    public static void Write(in KernelArguments args, int b, int head, int query, float* accumulated, float max, float sum)
+    {
+        float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
+        long lseIndex = ((long)b * args.QueryHeads + head) * args.QueryCount + query;
+        float factor = 1f;
+        if (args.Sinks != null && args.Sinks[head] != float.NegativeInfinity)
+        {
+            // m' = max(m, σ); l' = l·e^(m − m') + e^(σ − m'); the accumulated sum is rescaled by e^(m − m') too.
+            float sink = args.Sinks[head];
+            float newMax = sum == 0f ? sink : MathF.Max(max, sink);
+            factor = sum == 0f ? 0f : VectorMath.Exp(max - newMax);
+            sum = sum * factor + VectorMath.Exp(sink - newMax);
+            max = newMax;
+            if (float.IsNaN(sink)) sum = float.NaN;
+        }
+        if (sum == 0f)
+        {
+            new Span<float>(output, args.ValueHeadSize).Clear(); // never 0·∞ = NaN
+            if (args.LogSumExp != null) args.LogSumExp[lseIndex] = float.NegativeInfinity;
+            return;
+        }
+        MicroKernels<TVec, TOps>.Scale(accumulated, output, args.ValueHeadSize, factor == 0f ? 0f : factor / sum);
+        if (args.LogSumExp != null) args.LogSumExp[lseIndex] = (float)(max + Math.Log(sum)); // one rounding: ln l in double
+    }
+}

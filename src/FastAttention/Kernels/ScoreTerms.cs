@@ -1,0 +1,98 @@
+using System.Runtime.CompilerServices;
+
+namespace FastAttention.Kernels;
+
+/// <summary>
+/// What a score needs beyond scale·(q·k), applied in place on a row of a score tile, in the contract's order:
+/// soft-cap c·tanh(s/c), then the additive bias and ALiBi, then the boolean mask (and −∞ bias entries) as −∞.
+/// Index masks (causal, window, key lengths) are not applied here: they bound the range the kernels compute at all.
+/// </summary>
+internal static unsafe class ScoreTerms<TVec, TOps>
+    where TVec : unmanaged
+    where TOps : IVectorOps<TVec>
+{
+    /// <summary>
+    /// Applies the terms to s[from..to), where s[x] is the score of key <paramref name="keyStart"/> + x for query
+    /// row <paramref name="query"/> of head <paramref name="head"/> in batch <paramref name="b"/>. Returns how many of
+    /// those keys a tensor mask removed (their scores are now −∞).
+    /// </summary>
+    public static int Apply(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, int to)
+    {
+        long rowOffset = (long)query * args.KeyCount + keyStart;
+        float* bias = args.Bias == null ? null : args.Bias + b * args.BiasBatchStride + head * args.BiasHeadStride + rowOffset;
+        byte* mask = args.Mask == null ? null : args.Mask + b * args.MaskBatchStride + head * args.MaskHeadStride + rowOffset;
+        float slope = args.AlibiSlopes == null ? 0f : args.AlibiSlopes[head];
+        var terms = new Terms(args.SoftCap, bias, mask, args.AlibiSlopes != null, slope, (float)args.AlignedPosition(b, query), keyStart);
+
+        int w = TOps.Count, x = from;
+        TVec masked = TOps.Zero, minusInfinity = TOps.Create(float.NegativeInfinity), one = TOps.Create(1f);
+        for (; x + w <= to; x += w)
+        {
+            TVec v = terms.At<TVec, TOps>(TOps.Load(s + x), x);
+            TOps.Store(v, s + x);
+            masked = TOps.Add(masked, TOps.SelectEqual(v, minusInfinity, one, TOps.Zero));
+        }
+        int count = (int)TOps.SumAcross(masked);
+        for (; x < to; x++)
+        {
+            float v = terms.At<float, ScalarOps>(s[x], x);
+            s[x] = v;
+            if (v == float.NegativeInfinity) count++;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Score terms of one row over its range [from, to) (when the call has any): returns how many keys a tensor mask
+    /// removed and marks them in <paramref name="codes"/> with <paramref name="bit"/>, which the caller has cleared
+    /// over the range. A row that lost every key gets an empty range.
+    /// </summary>
+    public static int ApplyToRange(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, ref int to, byte* codes, int bit)
+    {
+        if (!args.HasScoreTerms || to <= from) return 0;
+        int removed = Apply(args, b, head, query, s, keyStart, from, to);
+        if (removed == to - from)
+        {
+            to = from; // nothing left to see here
+            return 0;
+        }
+        if (removed > 0) MarkMasked(s, from, to, codes, (byte)bit);
+        return removed;
+    }
+
+    /// <summary>Sets bit <paramref name="bit"/> of codes[x] for every x in [from, to) whose score is −∞ (a masked key).</summary>
+    public static void MarkMasked(float* s, int from, int to, byte* codes, byte bit)
+    {
+        for (int x = from; x < to; x++)
+            if (s[x] == float.NegativeInfinity) codes[x] |= bit;
+    }
+
+    /// <summary>The terms of one row, for vector lanes or a single key alike (written once, instantiated twice).</summary>
+    private readonly struct Terms(float softCap, float* bias, byte* mask, bool alibi, float slope, float aligned, int keyStart)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV At<TV, TO>(TV v, int x)
+            where TV : unmanaged
+            where TO : IVectorOps<TV>
+        {
+            TV minusInfinity = TO.Create(float.NegativeInfinity);
+            if (softCap != 0f)
+            {
+                TV cap = TO.Create(softCap);
+                v = TO.Multiply(cap, VectorMath.Tanh<TV, TO>(TO.Divide(v, cap)));
+            }
+            if (bias != null)
+            {
+                TV term = TO.Load(bias + x);
+                v = TO.SelectEqual(term, minusInfinity, minusInfinity, TO.Add(v, term)); // −∞ masks even a NaN score
+            }
+            if (alibi)
+            {
+                TV key = TO.Add(TO.Create(keyStart + x), TO.Indices);
+                v = TO.MultiplyAdd(TO.Abs(TO.Subtract(TO.Create(aligned), key)), TO.Create(-slope), v);
+            }
+            if (mask != null) v = TO.SelectByBytes(mask + x, v, minusInfinity);
+            return v;
+        }
+    }
+}
