@@ -12,7 +12,13 @@ public sealed record BenchResult(
     [property: JsonPropertyName("gflops")] double Gflops,
     [property: JsonPropertyName("gbs")] double Gbs,
     [property: JsonPropertyName("peak_fraction")] double PeakFraction,
-    [property: JsonPropertyName("allocated_bytes")] long AllocatedBytes);
+    [property: JsonPropertyName("allocated_bytes")] long AllocatedBytes)
+{
+    /// <summary>Mask cases: time per visible score over that of the unmasked case at the same thread count (1 = free).</summary>
+    [JsonPropertyName("per_visible_score_vs_unmasked")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? VersusUnmasked { get; init; }
+}
 
 public sealed record BenchReport(
     [property: JsonPropertyName("cpu")] string Cpu,
@@ -59,13 +65,22 @@ public static class QuickBenchmark
             var random = new Random(42);
             float[] q = Fill(random, shape.QueryLength), k = Fill(random, shape.KeyLength), v = Fill(random, shape.ValueLength);
             float[] o = new float[shape.OutputLength];
+            var masks = c.CreateMasks();
             foreach (int t in settings.ThreadCounts)
             {
                 progress?.Invoke($"{c.Name} FastAttention {t} thread(s)");
                 var options = c.Options(t);
-                results.Add(Measure(c, "FastAttention", t, fma, bandwidth, settings.SecondsPerMeasurement,
-                    () => Attention.Compute(q, k, v, o, shape, options)));
-                if (settings.IncludeNaive)
+                var result = Measure(c, "FastAttention", t, fma, bandwidth, settings.SecondsPerMeasurement,
+                    c.IsMasked ? () => Attention.Compute(q, k, v, o, shape, options, masks.Tensors) : () => Attention.Compute(q, k, v, o, shape, options));
+                if (c.IsMasked)
+                {
+                    // Per visible score against the unmasked kernel on the same sizes, measured earlier in this run.
+                    string plain = c.Name[..c.Name.IndexOf('-')];
+                    var unmasked = results.FirstOrDefault(r => r.Case == plain && r.Engine == "FastAttention" && r.Threads == t);
+                    if (unmasked is not null) result = result with { VersusUnmasked = unmasked.Gflops / result.Gflops };
+                }
+                results.Add(result);
+                if (settings.IncludeNaive && !c.IsMasked)
                 {
                     progress?.Invoke($"{c.Name} naive {t} thread(s)");
                     results.Add(Measure(c, "Naive", t, fma, bandwidth, settings.SecondsPerMeasurement,

@@ -3,7 +3,7 @@ namespace FastAttention.Bench;
 /// <summary>The quick benchmark's table as plain rows, for any renderer.</summary>
 public static class ReportRows
 {
-    public static readonly string[] Header = ["case", "engine", "threads", "median", "GFLOP/s", "GB/s", "% of peak", "vs naive", "alloc B/call"];
+    public static readonly string[] Header = ["case", "engine", "threads", "median", "GFLOP/s", "GB/s", "% of peak", "vs naive", "alloc B/call", "per visible score vs unmasked"];
 
     public static IEnumerable<string[]> Rows(BenchReport report)
     {
@@ -14,9 +14,24 @@ public static class ReportRows
             yield return
             [
                 r.Case, r.Engine, r.Threads.ToString(), FormatTime(r.MedianNs), $"{r.Gflops:F1}", $"{r.Gbs:F1}",
-                $"{r.PeakFraction * 100:F0} %", ratio, r.AllocatedBytes.ToString(),
+                $"{r.PeakFraction * 100:F0} %", ratio, r.AllocatedBytes.ToString(), r.VersusUnmasked is double m ? $"{m:F2}×" : "",
             ];
         }
+    }
+
+    /// <summary>The report as a markdown page: the machine's peaks, then one table row per result.</summary>
+    public static string Markdown(BenchReport report)
+    {
+        var text = new System.Text.StringBuilder();
+        text.AppendLine(System.FormattableString.Invariant($"Quick benchmark, {report.Cpu}, .NET {Environment.Version}, fp32."));
+        string peaks = string.Join(", ", report.FmaPeakGflops.Select(kv => System.FormattableString.Invariant($"{kv.Value:F0} GFLOP/s at {kv.Key} thread(s)")));
+        string bandwidth = string.Join(", ", report.ReadBandwidthGbs.Select(kv => System.FormattableString.Invariant($"{kv.Value:F1} GB/s at {kv.Key}")));
+        text.AppendLine($"FMA peak measured in the same process: {peaks}; read bandwidth: {bandwidth}.");
+        text.AppendLine();
+        text.AppendLine("| " + string.Join(" | ", Header) + " |");
+        text.AppendLine("|" + string.Concat(Enumerable.Repeat("---|", Header.Length)));
+        foreach (var row in Rows(report)) text.AppendLine("| " + string.Join(" | ", row) + " |");
+        return text.ToString();
     }
 
     public static string FormatTime(double ns) => ns switch

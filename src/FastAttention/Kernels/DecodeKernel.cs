@@ -74,6 +74,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                     args.VisibleKeys(b, (r0 + r) % queries, out int lo, out int hi);
                     from[r] = Math.Clamp(lo - start, 0, count);
                     to[r] = Math.Max(from[r], Math.Clamp(hi - start, 0, count));
+                    ScoreTerms<TVec, TOps>.TrimToMask(args, b, kvh * group + (r0 + r) / queries, (r0 + r) % queries, start, ref from[r], ref to[r]);
                     fromMin = Math.Min(fromMin, from[r]);
                     toMax = Math.Max(toMax, to[r]);
                 }

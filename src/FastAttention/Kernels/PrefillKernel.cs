@@ -31,7 +31,8 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         int b = pair / args.KeyValueHeads, kvh = pair % args.KeyValueHeads;
         int keyTile = plan.KeyTile, d = args.HeadSize;
         int start = tile * keyTile;
-        int count = Math.Min(keyTile, args.KeyCount - start);
+        int count = Math.Min(keyTile, args.KeyLength(b) - start); // keys past the batch's key length are never read
+        if (count <= 0) return;
         int padded = Planner.RoundUp(count, TOps.Count);
         float* destination = packed + (long)item * d * keyTile;
         float* source = args.Key + b * args.KeyBatchStride + kvh * args.KeyHeadStride + start * args.KeyRowStride;
@@ -98,12 +99,12 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             for (int r0 = 0; r0 < paddedRows; r0 += Rows)
             {
                 int real = Math.Min(Rows, rows - r0);
-                int loMin = int.MaxValue, loMax = 0, hiMin = int.MaxValue, hiMax = 0;
+                int loMin = int.MaxValue, hiMax = 0;
                 for (int r = 0; r < real; r++)
                 {
                     args.VisibleKeys(b, firstQuery + (r0 + r) % queries, out lo[r], out hi[r]);
-                    loMin = Math.Min(loMin, lo[r]); loMax = Math.Max(loMax, lo[r]);
-                    hiMin = Math.Min(hiMin, hi[r]); hiMax = Math.Max(hiMax, hi[r]);
+                    loMin = Math.Min(loMin, lo[r]);
+                    hiMax = Math.Max(hiMax, hi[r]);
                 }
 
                 // Tiles wholly outside every row's visible range are never touched.
@@ -112,24 +113,45 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 {
                     int start = tile * keyTile;
                     int visibleEnd = Math.Min(Math.Min(keyTile, args.KeyCount - start), hiMax - start);
-                    int columns = Planner.RoundUp(visibleEnd, TOps.Count);
-                    MicroKernels<TVec, TOps>.Scores(queryScratch + r0 * d, d, keyBase + (long)tile * d * keyTile, keyTile, scores, keyTile, columns);
 
-                    // Which keys each row sees in this tile, relative to its start: [from, to).
-                    int commonFrom = 0, commonTo = columns;
-                    bool masked = !(start >= loMax && start + columns <= hiMin);
+                    // Which keys each row sees in this tile, relative to its start: [from, to); a boolean mask trims it.
+                    bool anyVisible = false;
+                    for (int r = 0; r < real; r++)
+                    {
+                        int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, from, visibleEnd);
+                        ScoreTerms<TVec, TOps>.TrimToMask(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries, start, ref from, ref to);
+                        tileFrom[r] = from;
+                        tileTo[r] = to;
+                        anyVisible |= from < to;
+                    }
+                    if (!anyVisible) continue;
+
+                    // Scores only for the columns some row of the block sees (whole vectors): a window or a mask
+                    // that covers part of the tile costs only that part.
+                    int colStart = int.MaxValue, colEnd = 0;
+                    for (int r = 0; r < real; r++)
+                    {
+                        if (tileFrom[r] >= tileTo[r]) continue;
+                        colStart = Math.Min(colStart, tileFrom[r]);
+                        colEnd = Math.Max(colEnd, tileTo[r]);
+                    }
+                    colStart -= colStart % TOps.Count;
+                    colEnd = Planner.RoundUp(colEnd, TOps.Count);
+                    int width = colEnd - colStart;
+                    MicroKernels<TVec, TOps>.Scores(queryScratch + r0 * d, d, keyBase + (long)tile * d * keyTile + colStart, keyTile, scores + colStart, keyTile, width);
+                    int commonFrom = colStart, commonTo = colEnd;
                     bool anyRemoved = false;
-                    if (args.HasScoreTerms) new Span<byte>(codes, columns).Clear();
+                    if (args.HasScoreTerms) new Span<byte>(codes + colStart, width).Clear();
                     for (int r = 0; r < Rows; r++)
                     {
                         float* s = scores + r * keyTile;
                         if (r >= real)
                         {
-                            new Span<float>(s, columns).Clear(); // padded rows: zero weights, finite, never output
+                            new Span<float>(s + colStart, width).Clear(); // padded rows: zero weights, finite, never output
                             tileFrom[r] = tileTo[r] = 0;
                             continue;
                         }
-                        int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, from, visibleEnd);
+                        int from = tileFrom[r], to = tileTo[r];
                         removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
                             s, start, from, ref to, codes, 1 << r);
                         anyRemoved |= removed[r] > 0;
@@ -138,12 +160,12 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         commonFrom = Math.Max(commonFrom, from);
                         commonTo = Math.Min(commonTo, to);
                         if (from >= to) continue; // nothing visible for this row here: its state is unchanged
-                        if (masked || to - from != columns)
+                        if (from != colStart || to != colEnd)
                         {
-                            new Span<float>(s, from).Fill(float.NegativeInfinity);
-                            new Span<float>(s + to, columns - to).Fill(float.NegativeInfinity);
+                            new Span<float>(s + colStart, from - colStart).Fill(float.NegativeInfinity);
+                            new Span<float>(s + to, colEnd - to).Fill(float.NegativeInfinity);
                         }
-                        UpdateRow(s, columns, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
+                        UpdateRow(s + colStart, width, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
                     }
 
                     float* valueTile = valueBase + start * args.ValueRowStride;
@@ -164,7 +186,6 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     {
                         commonFrom = commonTo = 0;
                     }
-                    if (commonTo - commonFrom == visibleEnd) continue;
                     // Row edges outside the common range, one row at a time.
                     for (int r = 0; r < real; r++)
                     {
