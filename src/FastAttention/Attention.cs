@@ -190,15 +190,15 @@ public static unsafe partial class Attention
         int b = shape.Batch, hq = shape.QueryHeads, lq = shape.QueryCount, lk = shape.KeyCount;
         if ((uint)masks.BiasBroadcast > (uint)MaskBroadcast.All || (uint)masks.MaskBroadcast > (uint)MaskBroadcast.All)
             ThrowHelper.ArgumentOutOfRange(nameof(masks), "masks.BiasBroadcast and masks.MaskBroadcast must be MaskBroadcast values.");
-        if (!masks.Bias.IsEmpty)
+        if (!masks.Bias.IsEmpty && masks.Bias.Length < BroadcastLength(masks.BiasBroadcast, b, hq, lq, lk))
         {
-            (long need, string dims) = BroadcastShape(masks.BiasBroadcast, b, hq, lq, lk);
-            if (masks.Bias.Length < need) ThrowHelper.TooShort(nameof(masks), "masks.Bias", dims, need, masks.Bias.Length);
+            ThrowHelper.TooShort(nameof(masks), "masks.Bias", BroadcastDims(masks.BiasBroadcast, b, hq, lq, lk),
+                BroadcastLength(masks.BiasBroadcast, b, hq, lq, lk), masks.Bias.Length);
         }
-        if (!masks.Mask.IsEmpty)
+        if (!masks.Mask.IsEmpty && masks.Mask.Length < BroadcastLength(masks.MaskBroadcast, b, hq, lq, lk))
         {
-            (long need, string dims) = BroadcastShape(masks.MaskBroadcast, b, hq, lq, lk);
-            if (masks.Mask.Length < need) ThrowHelper.TooShort(nameof(masks), "masks.Mask", dims, need, masks.Mask.Length);
+            ThrowHelper.TooShort(nameof(masks), "masks.Mask", BroadcastDims(masks.MaskBroadcast, b, hq, lq, lk),
+                BroadcastLength(masks.MaskBroadcast, b, hq, lq, lk), masks.Mask.Length);
         }
         if (!masks.KeyLengths.IsEmpty)
         {
@@ -242,11 +242,12 @@ public static unsafe partial class Attention
     private static bool Overlaps(ReadOnlySpan<byte> output, ReadOnlySpan<byte> logSumExp, ReadOnlySpan<byte> input) =>
         !input.IsEmpty && (output.Overlaps(input) || logSumExp.Overlaps(input));
 
-    private static (long Length, string Dims) BroadcastShape(MaskBroadcast broadcast, int batch, int heads, int queryCount, int keyCount)
-    {
-        int bs = (broadcast & MaskBroadcast.Batch) != 0 ? 1 : batch, hs = (broadcast & MaskBroadcast.Heads) != 0 ? 1 : heads;
-        return ((long)bs * hs * queryCount * keyCount, $"[{bs}, {hs}, {queryCount}, {keyCount}]");
-    }
+    private static long BroadcastLength(MaskBroadcast broadcast, int batch, int heads, int queryCount, int keyCount) =>
+        (long)((broadcast & MaskBroadcast.Batch) != 0 ? 1 : batch) * ((broadcast & MaskBroadcast.Heads) != 0 ? 1 : heads) * queryCount * keyCount;
+
+    /// <summary>The broadcast shape as text: only for exception messages (building it allocates).</summary>
+    private static string BroadcastDims(MaskBroadcast broadcast, int batch, int heads, int queryCount, int keyCount) =>
+        $"[{((broadcast & MaskBroadcast.Batch) != 0 ? 1 : batch)}, {((broadcast & MaskBroadcast.Heads) != 0 ? 1 : heads)}, {queryCount}, {keyCount}]";
 
     /// <summary>Every check, before anything is written.</summary>
     private static void Validate(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,

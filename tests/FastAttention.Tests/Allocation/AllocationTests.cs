@@ -44,6 +44,35 @@ public class AllocationTests
         Assert.Equal(0, after - before);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]   // decode
+    public void Compute_RepeatedCallWithEveryMask_AllocatesZeroBytes(int queryCount)
+    {
+        var shape = AttentionShape.Bhsd(2, 4, 2, queryCount, 96, 32);
+        var q = new float[shape.QueryLength];
+        var k = new float[shape.KeyLength];
+        var v = new float[shape.ValueLength];
+        var o = new float[shape.OutputLength];
+        var lse = new float[shape.LogSumExpLength];
+        for (int i = 0; i < k.Length; i++) k[i] = MathF.Cos(i);
+        var bias = new float[4 * queryCount * 96];
+        var mask = new bool[queryCount * 96];
+        Array.Fill(mask, true);
+        int[] lengths = [96, 50];
+        float[] slopes = Alibi.Slopes(4), sinks = [0.5f, 0f, -1f, 2f];
+        var options = new AttentionOptions { Causal = CausalMask.BottomRight, Window = new SlidingWindow(40, 0), SoftCap = 20f, MaxDegreeOfParallelism = 1 };
+        void Call() => Attention.Compute(q, k, v, o, lse, shape, options, new AttentionMasks
+        {
+            Bias = bias, BiasBroadcast = MaskBroadcast.Batch, Mask = mask, MaskBroadcast = MaskBroadcast.All,
+            KeyLengths = lengths, AlibiSlopes = slopes, Sinks = sinks,
+        });
+        for (int i = 0; i < 5; i++) Call();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 20; i++) Call();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     [Fact]
     public void Compute_ManyCalls_EveryWorkspaceAndArrayReturned()
     {
