@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using FastAttention.Buffers;
 using FastAttention.Planning;
 
@@ -36,15 +38,42 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         int padded = Planner.RoundUp(count, TOps.Count);
         float* destination = packed + (long)item * d * keyTile;
         float* source = args.Key + b * args.KeyBatchStride + kvh * args.KeyHeadStride + start * args.KeyRowStride;
-        for (int j = 0; j < count; j++, source += args.KeyRowStride)
+        nint stride = args.KeyRowStride;
+        int j = 0;
+        if (Sse.IsSupported)
         {
-            float* column = destination + j;
-            for (int k = 0; k < d; k++) column[k * keyTile] = source[k];
+            // 4 keys × 4 columns at a time through registers (unpack and move, 8 shuffles per 16 floats):
+            // several times faster than element by element, which matters when little of the tile is visible.
+            for (; j + 4 <= count; j += 4)
+            {
+                float* s0 = source + j * stride;
+                int k = 0;
+                for (; k + 4 <= d; k += 4)
+                {
+                    Vector128<float> r0 = Vector128.Load(s0 + k), r1 = Vector128.Load(s0 + stride + k);
+                    Vector128<float> r2 = Vector128.Load(s0 + 2 * stride + k), r3 = Vector128.Load(s0 + 3 * stride + k);
+                    Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackLow(r2, r3), t2 = Sse.UnpackHigh(r0, r1), t3 = Sse.UnpackHigh(r2, r3);
+                    float* o = destination + k * keyTile + j;
+                    Sse.MoveLowToHigh(t0, t1).Store(o);
+                    Sse.MoveHighToLow(t1, t0).Store(o + keyTile);
+                    Sse.MoveLowToHigh(t2, t3).Store(o + 2 * keyTile);
+                    Sse.MoveHighToLow(t3, t2).Store(o + 3 * keyTile);
+                }
+                for (; k < d; k++)
+                {
+                    for (int i = 0; i < 4; i++) destination[k * keyTile + j + i] = s0[i * stride + k];
+                }
+            }
+        }
+        for (; j < count; j++)
+        {
+            float* row = source + j * stride, column = destination + j;
+            for (int k = 0; k < d; k++) column[k * keyTile] = row[k];
         }
         // Lanes past the last key are computed by the score tile and then masked; make them finite zeros.
         for (int k = 0; k < d; k++)
         {
-            for (int j = count; j < padded; j++) destination[k * keyTile + j] = 0f;
+            for (int x = count; x < padded; x++) destination[k * keyTile + x] = 0f;
         }
     }
 
@@ -160,12 +189,11 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         commonFrom = Math.Max(commonFrom, from);
                         commonTo = Math.Min(commonTo, to);
                         if (from >= to) continue; // nothing visible for this row here: its state is unchanged
-                        if (from != colStart || to != colEnd)
-                        {
-                            new Span<float>(s + colStart, from - colStart).Fill(float.NegativeInfinity);
-                            new Span<float>(s + to, colEnd - to).Fill(float.NegativeInfinity);
-                        }
-                        UpdateRow(s + colStart, width, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
+                        // The softmax runs over the row's own range in whole vectors; lanes outside it become −∞.
+                        int rowStart = from - from % TOps.Count, rowEnd = Planner.RoundUp(to, TOps.Count);
+                        new Span<float>(s + rowStart, from - rowStart).Fill(float.NegativeInfinity);
+                        new Span<float>(s + to, rowEnd - to).Fill(float.NegativeInfinity);
+                        UpdateRow(s + rowStart, rowEnd - rowStart, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
                     }
 
                     float* valueTile = valueBase + start * args.ValueRowStride;
