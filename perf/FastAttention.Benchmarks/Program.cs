@@ -5,6 +5,14 @@ using Spectre.Console;
 
 // --quick [--json FILE] [--markdown FILE] [--baseline FILE --max-regression PCT] [--cases PREFIX,...]: the regression mode; anything else goes
 // to BenchmarkDotNet. --cases keeps the cases whose names start with one of the prefixes (for iterating on a few).
+// --plot PNG --from JSON[,JSON...] [--threads N]: the README's bar chart from benchmark results (quick and peers).
+if (args.Contains("--plot"))
+{
+    var reports = (Value("--from") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(f => QuickBenchmark.FromJson(File.ReadAllText(f))).ToList();
+    ResultsPlot.Write(Value("--plot")!, reports, int.Parse(Value("--threads") ?? "1", CultureInfo.InvariantCulture));
+    Console.WriteLine($"wrote {Value("--plot")}");
+    return 0;
+}
 if (!args.Contains("--quick"))
 {
     BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -3,20 +3,27 @@ namespace FastAttention.Bench;
 /// <summary>The quick benchmark's table as plain rows, for any renderer.</summary>
 public static class ReportRows
 {
-    public static readonly string[] Header = ["case", "engine", "threads", "median", "GFLOP/s", "GB/s", "% of peak", "vs naive", "alloc B/call", "per visible score vs unmasked"];
+    public static readonly string[] Header = ["case", "engine", "threads", "median", "GFLOP/s", "GB/s", "% of peak", "vs naive", "vs PyTorch", "alloc B/call", "per visible score vs unmasked"];
 
     public static IEnumerable<string[]> Rows(BenchReport report)
     {
         foreach (var r in report.Results)
         {
-            var naive = report.Results.FirstOrDefault(x => x.Case == r.Case && x.Threads == r.Threads && x.Engine == "Naive");
-            string ratio = naive is null || r.Engine == "Naive" ? "" : $"{naive.MedianNs / r.MedianNs:F1}×";
             yield return
             [
                 r.Case, r.Engine, r.Threads.ToString(), FormatTime(r.MedianNs), $"{r.Gflops:F1}", $"{r.Gbs:F1}",
-                $"{r.PeakFraction * 100:F0} %", ratio, r.AllocatedBytes.ToString(), r.VersusUnmasked is double m ? $"{m:F2}×" : "",
+                $"{r.PeakFraction * 100:F0} %", Speedup(report, r, "Naive"), Speedup(report, r, "PyTorch"), r.AllocatedBytes.ToString(),
+                r.VersusUnmasked is double m ? $"{m:F2}×" : "",
             ];
         }
+    }
+
+    /// <summary>How many times faster FastAttention's result is than <paramref name="peer"/>'s on the same case and threads, in this run.</summary>
+    private static string Speedup(BenchReport report, BenchResult r, string peer)
+    {
+        if (r.Engine != "FastAttention") return "";
+        var other = report.Results.FirstOrDefault(x => x.Case == r.Case && x.Threads == r.Threads && x.Engine == peer);
+        return other is null ? "" : $"{other.MedianNs / r.MedianNs:F1}×";
     }
 
     /// <summary>The report as a markdown page: the machine's peaks, then one table row per result.</summary>
