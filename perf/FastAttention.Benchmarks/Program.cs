@@ -15,7 +15,7 @@ if (args.Contains("--plot"))
 }
 if (!args.Contains("--quick"))
 {
-    BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, SuiteConfig.Create());
     return 0;
 }
 
