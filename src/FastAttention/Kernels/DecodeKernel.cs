@@ -263,8 +263,47 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     private static void DotScores(float* query, int d, float* keys, nint keyStride, int count, float* scores, int scoreStride)
     {
         int j = 0;
+        if ((long)count * d <= CachedKeyFloats)
+        {
+            // Few keys (small problems): they are in L1 after the first rows, so walk the 4 key rows side by side and
+            // load each query vector once per 4 keys instead of once per key.
+            for (; j + 4 <= count; j += 4) DotBlockCached(query, d, keys + j * keyStride, keyStride, scores + j, scoreStride);
+        }
         for (; j + 4 <= count; j += 4) DotBlock(query, d, keys + j * keyStride, keyStride, scores + j, scoreStride);
         for (; j < count; j++) DotColumn(query, d, keys + j * keyStride, scores + j, scoreStride);
+    }
+
+    // Keys × head size below which a slice's keys are taken to be cache-resident (16 KiB of floats: half an L1).
+    private const int CachedKeyFloats = 4096;
+
+    /// <summary>
+    /// The 4 rows × 4 keys block for cache-resident keys: per step, one vector of each of the 4 key rows and of each
+    /// of the 4 query rows, 16 FMAs. (From memory, walking 4 rows side by side halves the prefetched bandwidth: see
+    /// <see cref="DotBlock"/>.)
+    /// </summary>
+    private static void DotBlockCached(float* query, int d, float* k0, nint keyStride, float* scores, int scoreStride)
+    {
+        int w = TOps.Count, vectorEnd = d - d % w;
+        float* q0 = query, q1 = query + d, q2 = query + 2 * d, q3 = query + 3 * d;
+        float* k1 = k0 + keyStride, k2 = k1 + keyStride, k3 = k2 + keyStride;
+        TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero, a03 = TOps.Zero;
+        TVec a10 = TOps.Zero, a11 = TOps.Zero, a12 = TOps.Zero, a13 = TOps.Zero;
+        TVec a20 = TOps.Zero, a21 = TOps.Zero, a22 = TOps.Zero, a23 = TOps.Zero;
+        TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero, a33 = TOps.Zero;
+        for (int t = 0; t < vectorEnd; t += w)
+        {
+            TVec x0 = TOps.Load(k0 + t), x1 = TOps.Load(k1 + t), x2 = TOps.Load(k2 + t), x3 = TOps.Load(k3 + t);
+            TVec q = TOps.Load(q0 + t);
+            a00 = TOps.MultiplyAdd(q, x0, a00); a01 = TOps.MultiplyAdd(q, x1, a01); a02 = TOps.MultiplyAdd(q, x2, a02); a03 = TOps.MultiplyAdd(q, x3, a03);
+            q = TOps.Load(q1 + t);
+            a10 = TOps.MultiplyAdd(q, x0, a10); a11 = TOps.MultiplyAdd(q, x1, a11); a12 = TOps.MultiplyAdd(q, x2, a12); a13 = TOps.MultiplyAdd(q, x3, a13);
+            q = TOps.Load(q2 + t);
+            a20 = TOps.MultiplyAdd(q, x0, a20); a21 = TOps.MultiplyAdd(q, x1, a21); a22 = TOps.MultiplyAdd(q, x2, a22); a23 = TOps.MultiplyAdd(q, x3, a23);
+            q = TOps.Load(q3 + t);
+            a30 = TOps.MultiplyAdd(q, x0, a30); a31 = TOps.MultiplyAdd(q, x1, a31); a32 = TOps.MultiplyAdd(q, x2, a32); a33 = TOps.MultiplyAdd(q, x3, a33);
+        }
+        StoreBlock(query, d, k0, keyStride, vectorEnd, scores, scoreStride,
+            a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
     }
 
     /// <summary>
@@ -282,6 +321,16 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         KeyAgainstRows(q0, q1, q2, q3, k1, vectorEnd, out TVec a01, out TVec a11, out TVec a21, out TVec a31);
         KeyAgainstRows(q0, q1, q2, q3, k2, vectorEnd, out TVec a02, out TVec a12, out TVec a22, out TVec a32);
         KeyAgainstRows(q0, q1, q2, q3, k3, vectorEnd, out TVec a03, out TVec a13, out TVec a23, out TVec a33);
+        StoreBlock(query, d, k0, keyStride, vectorEnd, scores, scoreStride,
+            a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
+    }
+
+    /// <summary>The four lane reductions of each row of a 4 × 4 block, then the scalar tail of the head size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreBlock(float* query, int d, float* k0, nint keyStride, int vectorEnd, float* scores, int scoreStride,
+        TVec a00, TVec a01, TVec a02, TVec a03, TVec a10, TVec a11, TVec a12, TVec a13,
+        TVec a20, TVec a21, TVec a22, TVec a23, TVec a30, TVec a31, TVec a32, TVec a33)
+    {
         TOps.StoreSums4(a00, a01, a02, a03, scores);
         TOps.StoreSums4(a10, a11, a12, a13, scores + scoreStride);
         TOps.StoreSums4(a20, a21, a22, a23, scores + 2 * scoreStride);
@@ -292,10 +341,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             float* q = query + r * d, s = scores + r * scoreStride;
             for (int t = vectorEnd; t < d; t++)
             {
-                s[0] = float.MultiplyAddEstimate(q[t], k0[t], s[0]);
-                s[1] = float.MultiplyAddEstimate(q[t], k1[t], s[1]);
-                s[2] = float.MultiplyAddEstimate(q[t], k2[t], s[2]);
-                s[3] = float.MultiplyAddEstimate(q[t], k3[t], s[3]);
+                for (int i = 0; i < 4; i++) s[i] = float.MultiplyAddEstimate(q[t], k0[i * keyStride + t], s[i]);
             }
         }
     }
