@@ -16,7 +16,16 @@ public static partial class Attention
     /// </summary>
     /// <exception cref="ArgumentException">A tensor is not rank 4, its sizes disagree with the others, its last dimension is not contiguous, or the output overlaps an input.</exception>
     public static void Compute(ReadOnlyTensorSpan<float> query, ReadOnlyTensorSpan<float> key, ReadOnlyTensorSpan<float> value, TensorSpan<float> output,
-        in AttentionOptions options = default)
+        in AttentionOptions options = default) =>
+        Compute(query, key, value, output, options, default);
+
+    /// <summary>
+    /// Computes attention over tensors with masks, biases and per-head terms (see <see cref="AttentionMasks"/>, whose
+    /// tensors are dense: bias and mask <c>[B|1, Hq|1, Lq, Lk]</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor is not rank 4, its sizes disagree with the others, its last dimension is not contiguous, a mask tensor is too short, or the output overlaps an input.</exception>
+    public static void Compute(ReadOnlyTensorSpan<float> query, ReadOnlyTensorSpan<float> key, ReadOnlyTensorSpan<float> value, TensorSpan<float> output,
+        in AttentionOptions options, scoped in AttentionMasks masks)
     {
         ReadOnlySpan<float> q = View(query, nameof(query), out TensorLayout ql);
         ReadOnlySpan<float> k = View(key, nameof(key), out TensorLayout kl);
@@ -30,7 +39,7 @@ public static partial class Attention
         if (os[0] != qs[0] || os[1] != qs[1] || os[2] != qs[2] || os[3] != vs[3])
             ThrowHelper.Argument(nameof(output), $"output must be [{qs[0]}, {qs[1]}, {qs[2]}, {vs[3]}]; got [{os[0]}, {os[1]}, {os[2]}, {os[3]}].");
         var shape = new AttentionShape((int)qs[0], (int)qs[1], (int)ks[1], (int)qs[2], (int)ks[2], (int)qs[3], (int)vs[3], ql, kl, vl, ol);
-        Run(q, k, v, o, default, false, shape, options, KernelDispatch.Best, WorkspacePool.Shared);
+        Run(q, k, v, o, default, false, shape, options, KernelDispatch.Best, WorkspacePool.Shared, null, masks);
     }
 
     private static ReadOnlySpan<float> View(ReadOnlyTensorSpan<float> tensor, string name, out TensorLayout layout)
