@@ -93,7 +93,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 
         fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
         fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
-        fixed (float* scores = workspace.Get(2, Rows * keyTile))
+        fixed (float* scores = workspace.Get(2, paddedRows * keyTile))
         fixed (float* stats = workspace.Get(3, 2 * paddedRows))
         {
             float* rowMax = stats, rowSum = stats + paddedRows;
@@ -118,74 +118,108 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 
             float* keyBase = packed + (long)pair * plan.KeyTiles * d * keyTile;
             float* valueBase = args.Value + b * args.ValueBatchStride + kvh * args.ValueHeadStride;
-            Span<int> lo = stackalloc int[Rows];
-            Span<int> hi = stackalloc int[Rows];
-            Span<int> tileFrom = stackalloc int[Rows];
-            Span<int> tileTo = stackalloc int[Rows];
+            int blocks = paddedRows / Rows;
+            Span<int> lo = stackalloc int[paddedRows];
+            Span<int> hi = stackalloc int[paddedRows];
+            Span<int> tileFrom = stackalloc int[paddedRows];
+            Span<int> tileTo = stackalloc int[paddedRows];
+            Span<int> blockStart = stackalloc int[blocks];
+            Span<int> blockEnd = stackalloc int[blocks];
             Span<int> removed = stackalloc int[Rows];
-            byte* codes = stackalloc byte[keyTile]; // per key of a tile: bit r set when a tensor mask removed it for row r
+            byte* codes = stackalloc byte[keyTile]; // per key of a tile: bit r set when a tensor mask removed it for row r of a block
 
-            for (int r0 = 0; r0 < paddedRows; r0 += Rows)
+            // Each row's visible keys, and the tiles any row of the item sees.
+            int loMin = int.MaxValue, hiMax = 0;
+            for (int r = 0; r < paddedRows; r++)
             {
-                int real = Math.Min(Rows, rows - r0);
-                int loMin = int.MaxValue, hiMax = 0;
-                for (int r = 0; r < real; r++)
+                if (r < rows)
                 {
-                    args.VisibleKeys(b, firstQuery + (r0 + r) % queries, out lo[r], out hi[r]);
-                    loMin = Math.Min(loMin, lo[r]);
-                    hiMax = Math.Max(hiMax, hi[r]);
+                    args.VisibleKeys(b, firstQuery + r % queries, out lo[r], out hi[r]);
                 }
-
-                // Tiles wholly outside every row's visible range are never touched.
-                int firstTile = loMin / keyTile;
-                for (int tile = firstTile; tile < plan.KeyTiles && tile * keyTile < hiMax; tile++)
+                else
                 {
-                    int start = tile * keyTile;
-                    int visibleEnd = Math.Min(Math.Min(keyTile, args.KeyCount - start), hiMax - start);
+                    lo[r] = hi[r] = 0;
+                    continue;
+                }
+                loMin = Math.Min(loMin, lo[r]);
+                hiMax = Math.Max(hiMax, hi[r]);
+            }
 
+            // Tiles outer, so that each key tile and value tile is brought in once per item; inside a tile the
+            // Q·Kᵀ of every 4-row block runs column chunk by column chunk, so a chunk of keys is reused from L1 by
+            // all blocks. Each row still sees its tiles in increasing order: results are those of a per-row loop.
+            int firstTile = loMin == int.MaxValue ? 0 : loMin / keyTile;
+            for (int tile = firstTile; tile < plan.KeyTiles && tile * keyTile < hiMax; tile++)
+            {
+                int start = tile * keyTile;
+                int tileEnd = Math.Min(keyTile, args.KeyCount - start);
+                int unionStart = int.MaxValue, unionEnd = 0;
+                for (int block = 0; block < blocks; block++)
+                {
                     // Which keys each row sees in this tile, relative to its start: [from, to); a boolean mask trims it.
-                    bool anyVisible = false;
-                    for (int r = 0; r < real; r++)
+                    int colStart = int.MaxValue, colEnd = 0;
+                    for (int r = block * Rows; r < (block + 1) * Rows; r++)
                     {
-                        int from = Math.Clamp(lo[r] - start, 0, visibleEnd), to = Math.Clamp(hi[r] - start, from, visibleEnd);
-                        ScoreTerms<TVec, TOps>.TrimToMask(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries, start, ref from, ref to);
+                        int from = 0, to = 0;
+                        if (r < rows)
+                        {
+                            from = Math.Clamp(lo[r] - start, 0, tileEnd);
+                            to = Math.Clamp(hi[r] - start, from, tileEnd);
+                            ScoreTerms<TVec, TOps>.TrimToMask(args, b, kvh * group + r / queries, firstQuery + r % queries, start, ref from, ref to);
+                        }
                         tileFrom[r] = from;
                         tileTo[r] = to;
-                        anyVisible |= from < to;
+                        if (from >= to) continue;
+                        colStart = Math.Min(colStart, from);
+                        colEnd = Math.Max(colEnd, to);
                     }
-                    if (!anyVisible) continue;
-
                     // Scores only for the columns some row of the block sees (whole vectors): a window or a mask
                     // that covers part of the tile costs only that part.
-                    int colStart = int.MaxValue, colEnd = 0;
-                    for (int r = 0; r < real; r++)
+                    blockStart[block] = colEnd == 0 ? 0 : colStart - colStart % TOps.Count;
+                    blockEnd[block] = Planner.RoundUp(colEnd, TOps.Count);
+                    if (blockEnd[block] > blockStart[block])
                     {
-                        if (tileFrom[r] >= tileTo[r]) continue;
-                        colStart = Math.Min(colStart, tileFrom[r]);
-                        colEnd = Math.Max(colEnd, tileTo[r]);
+                        unionStart = Math.Min(unionStart, blockStart[block]);
+                        unionEnd = Math.Max(unionEnd, blockEnd[block]);
                     }
-                    colStart -= colStart % TOps.Count;
-                    colEnd = Planner.RoundUp(colEnd, TOps.Count);
-                    int width = colEnd - colStart;
-                    MicroKernels<TVec, TOps>.Scores(queryScratch + r0 * d, d, keyBase + (long)tile * d * keyTile + colStart, keyTile, scores + colStart, keyTile, width);
+                }
+                if (unionEnd == 0) continue;
+
+                float* keyTileBase = keyBase + (long)tile * d * keyTile;
+                int chunk = 3 * TOps.Count;
+                for (int c0 = unionStart; c0 < unionEnd; c0 += chunk)
+                {
+                    for (int block = 0; block < blocks; block++)
+                    {
+                        int c = Math.Max(c0, blockStart[block]), end = Math.Min(c0 + chunk, blockEnd[block]);
+                        if (c < end)
+                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, keyTileBase + c, keyTile, scores + block * Rows * keyTile + c, keyTile, end - c);
+                    }
+                }
+
+                float* valueTile = valueBase + start * args.ValueRowStride;
+                for (int block = 0; block < blocks; block++)
+                {
+                    int colStart = blockStart[block], colEnd = blockEnd[block];
+                    if (colEnd <= colStart) continue;
+                    int r0 = block * Rows, width = colEnd - colStart;
+                    float* blockScores = scores + r0 * keyTile;
                     int commonFrom = colStart, commonTo = colEnd;
                     bool anyRemoved = false;
                     if (args.HasScoreTerms) new Span<byte>(codes + colStart, width).Clear();
                     for (int r = 0; r < Rows; r++)
                     {
-                        float* s = scores + r * keyTile;
-                        if (r >= real)
+                        float* s = blockScores + r * keyTile;
+                        if (r0 + r >= rows)
                         {
                             new Span<float>(s + colStart, width).Clear(); // padded rows: zero weights, finite, never output
-                            tileFrom[r] = tileTo[r] = 0;
                             continue;
                         }
-                        int from = tileFrom[r], to = tileTo[r];
+                        int from = tileFrom[r0 + r], to = tileTo[r0 + r];
                         removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
                             s, start, from, ref to, codes, 1 << r);
                         anyRemoved |= removed[r] > 0;
-                        tileFrom[r] = from;
-                        tileTo[r] = to;
+                        tileTo[r0 + r] = to;
                         commonFrom = Math.Max(commonFrom, from);
                         commonTo = Math.Min(commonTo, to);
                         if (from >= to) continue; // nothing visible for this row here: its state is unchanged
@@ -196,17 +230,16 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         UpdateRow(s + rowStart, rowEnd - rowStart, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
                     }
 
-                    float* valueTile = valueBase + start * args.ValueRowStride;
                     if (commonFrom < commonTo)
                     {
                         if (!anyRemoved)
                         {
-                            MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, scores + commonFrom, keyTile,
+                            MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, blockScores + commonFrom, keyTile,
                                 valueTile + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
                         }
                         else
                         {
-                            MicroKernels<TVec, TOps>.AccumulateUnmasked(accumulators + r0 * dv, dv, scores, keyTile,
+                            MicroKernels<TVec, TOps>.AccumulateUnmasked(accumulators + r0 * dv, dv, blockScores, keyTile,
                                 valueTile, args.ValueRowStride, commonFrom, commonTo, codes);
                         }
                     }
@@ -215,12 +248,12 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         commonFrom = commonTo = 0;
                     }
                     // Row edges outside the common range, one row at a time.
-                    for (int r = 0; r < real; r++)
+                    for (int r = 0; r < Rows && r0 + r < rows; r++)
                     {
-                        int from = tileFrom[r], to = tileTo[r];
+                        int from = tileFrom[r0 + r], to = tileTo[r0 + r];
                         if (from >= to) continue;
                         float* output = accumulators + (r0 + r) * dv;
-                        float* s = scores + r * keyTile;
+                        float* s = blockScores + r * keyTile;
                         int leftEnd = Math.Min(to, commonFrom < commonTo ? commonFrom : to);
                         int rightStart = Math.Max(from, commonFrom < commonTo ? commonTo : to);
                         MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, args.ValueRowStride, from, leftEnd, removed[r] > 0, codes, 1 << r);

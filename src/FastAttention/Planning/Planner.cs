@@ -68,7 +68,7 @@ internal static class Planner
             PackedKeyLength = (long)headPairs * keyTiles * d * keyTile,
             Threads = threads,
             HeavyFirst = args.Causal != CausalMask.None,
-            Scratch = WorkerScratchFor(RoundUp(group * queryBlock, BlockRows), d, dv, BlockRows * keyTile),
+            Scratch = WorkerScratchFor(RoundUp(group * queryBlock, BlockRows), d, dv, RoundUp(group * queryBlock, BlockRows) * keyTile),
         };
     }
 
