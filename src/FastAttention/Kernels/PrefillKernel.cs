@@ -12,11 +12,12 @@ namespace FastAttention.Kernels;
 ///  phase 1 (per key tile):  K[b, kvh, tile] ──transpose──► Kᵀ tile [headSize, keyTile]  (once per call)
 ///  phase 2 (per item = query block × all heads of a key-value group):
 ///     Q rows ──×scale──► Qs [rows, headSize]
-///     for each 4-row block, for each key tile it can see:
-///         S = Qs·Kᵀ (4 × keyTile, registers) ─► mask edges to −∞ ─► m' = max(m, max S)
-///         if m' &gt; m: O *= e^(m − m'), l *= e^(m − m')
-///         P = e^(S − m'), l += Σ P ─► O += P·V over the visible keys only
-///     O / l ─► output, m + ln l ─► log-sum-exp
+///     for each key tile any row can see:
+///         S = Qs·Kᵀ for every 4-row block, a chunk of key columns at a time (the chunk stays in L1 for all blocks)
+///         for each 4-row block: score terms ─► mask edges to −∞ ─► m' = max(m, max S)
+///             if m' &gt; m: O *= e^(m − m'), l *= e^(m − m')
+///             P = e^(S − m'), l += Σ P ─► O += P·V over the visible keys only
+///     O / l (+ sink) ─► output, m + ln l ─► log-sum-exp
 /// </code>
 /// Masked keys are skipped, never multiplied by zero, so NaN or ±∞ in their K or V rows cannot leak.
 /// </summary>
