@@ -1,23 +1,32 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using FastAttention.Kernels;
 
 namespace FastAttention.Bench;
 
 /// <summary>The machine's own limits, measured in the same process as the kernels: FMA peak and read bandwidth.</summary>
 public static class MachinePeaks
 {
-    /// <summary>GFLOP/s of independent FMA chains (12 accumulators per thread) at the widest accelerated width.</summary>
+    /// <summary>GFLOP/s of independent FMA chains (12 accumulators per thread) at the width the kernels use here.</summary>
     public static double FmaPeakGflops(int threads)
     {
-        const long iterations = 40_000_000;
+        KernelWidth width = KernelDispatch.Best;
+        int lanes = KernelDispatch.Lanes(width);
+        long iterations = 320_000_000 / lanes;
         double best = 0;
         for (int rep = 0; rep < 5; rep++) // a peak is the best of several: on a shared machine other tenants only ever slow it down
         {
             var sw = Stopwatch.StartNew();
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => Sink(Vector512.IsHardwareAccelerated ? Fma512(iterations / 2) : Fma256(iterations)));
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => Sink(width switch
+            {
+                KernelWidth.Vector512 => Fma<Vector512<float>, Vector512Ops>(iterations),
+                KernelWidth.Vector256 => Fma<Vector256<float>, Vector256Ops>(iterations),
+                KernelWidth.Vector128 => Fma<Vector128<float>, Vector128Ops>(iterations),
+                _ => Fma<float, ScalarOps>(iterations),
+            }));
             double seconds = sw.Elapsed.TotalSeconds;
-            double flops = threads * (double)iterations * 12 * 2 * Vector256<float>.Count;
+            double flops = threads * (double)iterations * 12 * 2 * lanes;
             best = Math.Max(best, flops / seconds / 1e9);
         }
         return best;
@@ -34,8 +43,11 @@ public static class MachinePeaks
             // One stream per thread, then two (as attention reads K and V): the memory system favours either at
             // different thread counts here, and a bandwidth figure is the best the machine gives.
             bool twoStreams = rep % 2 == 1;
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads },
-                t => Sink(twoStreams ? Sum(buffer.AsSpan(t * chunk, half), buffer.AsSpan(t * chunk + half, half)) : Sum(buffer.AsSpan(t * chunk, half), buffer.AsSpan(t * chunk + half, half), oneStream: true)));
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                ref float start = ref buffer[t * chunk];
+                Sink(twoStreams ? Sum(ref start, ref buffer[t * chunk + half], half, 16) : Sum(ref start, ref buffer[t * chunk + 16], chunk, 32));
+            });
             best = Math.Max(best, (double)buffer.Length * sizeof(float) / sw.Elapsed.TotalSeconds / 1e9);
         }
         return best;
@@ -51,15 +63,14 @@ public static class MachinePeaks
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Sink(float value) { if (value == 12345.678f) Console.Write(""); }
 
-    /// <summary>Sums both halves: side by side (two streams), or the first whole and then the second (one stream).</summary>
-    private static float Sum(ReadOnlySpan<float> first, ReadOnlySpan<float> second, bool oneStream = false)
+    /// <summary>
+    /// Sums x[i..i+16) and y[i..i+16) for i = 0, step, 2·step, … below <paramref name="length"/>: with y = x + 16 and
+    /// step 32 that is one sequential stream, with two separate halves and step 16 it is two streams side by side.
+    /// </summary>
+    private static float Sum(ref float x, ref float y, int length, int step)
     {
-        if (oneStream) return Sum(first, first.Length) + Sum(second, second.Length);
         Vector256<float> a = default, b = default, c = default, d = default;
-        ref float x = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(first);
-        ref float y = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(second);
-        int n = Math.Min(first.Length, second.Length) / 16 * 16;
-        for (int i = 0; i < n; i += 16)
+        for (int i = 0; i + step <= length; i += step)
         {
             a += Vector256.LoadUnsafe(ref x, (nuint)i);
             b += Vector256.LoadUnsafe(ref x, (nuint)i + 8);
@@ -69,45 +80,21 @@ public static class MachinePeaks
         return Vector256.Sum(a + b + c + d);
     }
 
-    private static float Sum(ReadOnlySpan<float> data, int length)
+    /// <summary>12 independent chains a = a·x + y, written once over the kernels' vector operations.</summary>
+    private static float Fma<TVec, TOps>(long n)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
     {
-        Vector256<float> a = default, b = default, c = default, d = default;
-        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(data);
-        for (int i = 0; i + 32 <= length; i += 32)
-        {
-            a += Vector256.LoadUnsafe(ref r, (nuint)i);
-            b += Vector256.LoadUnsafe(ref r, (nuint)i + 8);
-            c += Vector256.LoadUnsafe(ref r, (nuint)i + 16);
-            d += Vector256.LoadUnsafe(ref r, (nuint)i + 24);
-        }
-        return Vector256.Sum(a + b + c + d);
-    }
-
-    private static float Fma256(long n)
-    {
-        Vector256<float> x = Vector256.Create(0.999999f), y = Vector256.Create(1e-7f);
-        Vector256<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, a11 = x;
+        TVec x = TOps.Create(0.999999f), y = TOps.Create(1e-7f);
+        TVec a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, a11 = x;
         for (long i = 0; i < n; i++)
         {
-            a0 = Vector256.FusedMultiplyAdd(a0, x, y); a1 = Vector256.FusedMultiplyAdd(a1, x, y); a2 = Vector256.FusedMultiplyAdd(a2, x, y);
-            a3 = Vector256.FusedMultiplyAdd(a3, x, y); a4 = Vector256.FusedMultiplyAdd(a4, x, y); a5 = Vector256.FusedMultiplyAdd(a5, x, y);
-            a6 = Vector256.FusedMultiplyAdd(a6, x, y); a7 = Vector256.FusedMultiplyAdd(a7, x, y); a8 = Vector256.FusedMultiplyAdd(a8, x, y);
-            a9 = Vector256.FusedMultiplyAdd(a9, x, y); a10 = Vector256.FusedMultiplyAdd(a10, x, y); a11 = Vector256.FusedMultiplyAdd(a11, x, y);
+            a0 = TOps.MultiplyAdd(a0, x, y); a1 = TOps.MultiplyAdd(a1, x, y); a2 = TOps.MultiplyAdd(a2, x, y);
+            a3 = TOps.MultiplyAdd(a3, x, y); a4 = TOps.MultiplyAdd(a4, x, y); a5 = TOps.MultiplyAdd(a5, x, y);
+            a6 = TOps.MultiplyAdd(a6, x, y); a7 = TOps.MultiplyAdd(a7, x, y); a8 = TOps.MultiplyAdd(a8, x, y);
+            a9 = TOps.MultiplyAdd(a9, x, y); a10 = TOps.MultiplyAdd(a10, x, y); a11 = TOps.MultiplyAdd(a11, x, y);
         }
-        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
-    }
-
-    private static float Fma512(long n)
-    {
-        Vector512<float> x = Vector512.Create(0.999999f), y = Vector512.Create(1e-7f);
-        Vector512<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, a11 = x;
-        for (long i = 0; i < n; i++)
-        {
-            a0 = Vector512.FusedMultiplyAdd(a0, x, y); a1 = Vector512.FusedMultiplyAdd(a1, x, y); a2 = Vector512.FusedMultiplyAdd(a2, x, y);
-            a3 = Vector512.FusedMultiplyAdd(a3, x, y); a4 = Vector512.FusedMultiplyAdd(a4, x, y); a5 = Vector512.FusedMultiplyAdd(a5, x, y);
-            a6 = Vector512.FusedMultiplyAdd(a6, x, y); a7 = Vector512.FusedMultiplyAdd(a7, x, y); a8 = Vector512.FusedMultiplyAdd(a8, x, y);
-            a9 = Vector512.FusedMultiplyAdd(a9, x, y); a10 = Vector512.FusedMultiplyAdd(a10, x, y); a11 = Vector512.FusedMultiplyAdd(a11, x, y);
-        }
-        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+        TVec sum = TOps.Add(TOps.Add(TOps.Add(a0, a1), TOps.Add(a2, a3)), TOps.Add(TOps.Add(a4, a5), TOps.Add(a6, a7)));
+        return TOps.SumAcross(TOps.Add(sum, TOps.Add(TOps.Add(a8, a9), TOps.Add(a10, a11))));
     }
 }

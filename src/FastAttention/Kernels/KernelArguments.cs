@@ -45,9 +45,6 @@ internal unsafe struct KernelArguments
     /// <summary>Whether scores need more than the scale: soft-cap, bias, ALiBi or a boolean mask.</summary>
     public readonly bool HasScoreTerms => SoftCap != 0f || Bias != null || Mask != null || AlibiSlopes != null;
 
-    /// <summary>Whether keys inside a row's visible range can be masked (boolean mask, or −∞ in the bias).</summary>
-    public readonly bool HasTensorMask => Bias != null || Mask != null;
-
     /// <summary>Keys of batch <paramref name="b"/>: its key length, or the key count.</summary>
     public readonly int KeyLength(int b) => KeyLengths == null ? KeyCount : KeyLengths[b];
 
