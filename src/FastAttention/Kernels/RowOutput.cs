@@ -15,7 +15,7 @@ internal static unsafe class RowOutput<TVec, TOps>
         float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
         long lseIndex = ((long)b * args.QueryHeads + head) * args.QueryCount + query;
         float factor = 1f;
-        if (args.Sinks != null && args.Sinks[head] != float.NegativeInfinity)
+        if (args.Sinks != null && args.Sinks[head] != float.NegativeInfinity) // validated: not NaN, below +∞
         {
             // m' = max(m, σ); l' = l·e^(m − m') + e^(σ − m'); the accumulated sum is rescaled by e^(m − m') too.
             float sink = args.Sinks[head];
@@ -23,7 +23,6 @@ internal static unsafe class RowOutput<TVec, TOps>
             factor = sum == 0f ? 0f : VectorMath.Exp(max - newMax);
             sum = sum * factor + VectorMath.Exp(sink - newMax);
             max = newMax;
-            if (float.IsNaN(sink)) sum = float.NaN;
         }
         if (sum == 0f)
         {
