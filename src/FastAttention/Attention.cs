@@ -86,10 +86,44 @@ public static unsafe partial class Attention
         Span<float> logSumExp, in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks) =>
         Run(query, key, value, output, logSumExp, true, shape, options, KernelDispatch.Best, WorkspacePool.Shared, null, masks);
 
+    /// <summary>
+    /// Computes attention over inputs stored as fp32, <see cref="Half"/>, <see cref="BFloat16"/> or (keys and values)
+    /// int8 with row scales, in any mix, into an fp32, Half or BFloat16 output. Elements are widened to fp32 on load
+    /// and every product, sum and the softmax are fp32, as for fp32 inputs: the result equals that of fp32 inputs
+    /// holding the widened values (then rounded to the output type).
+    /// </summary>
+    /// <param name="query">Q, <c>[batch, queryHeads, queryCount, headSize]</c>: float, Half or BFloat16.</param>
+    /// <param name="key">K, <c>[batch, keyValueHeads, keyCount, headSize]</c>: any <see cref="AttentionTensor"/>.</param>
+    /// <param name="value">V, <c>[batch, keyValueHeads, keyCount, valueHeadSize]</c>: any <see cref="AttentionTensor"/>.</param>
+    /// <param name="output">O, <c>[batch, queryHeads, queryCount, valueHeadSize]</c>: float, Half or BFloat16; must not overlap any input.</param>
+    /// <param name="shape">Sizes and layouts, counted in elements.</param>
+    /// <param name="options">Scale, causal mask, window, soft-cap, parallelism.</param>
+    /// <param name="masks">Bias, boolean mask, key lengths, ALiBi slopes and sinks.</param>
+    /// <exception cref="ArgumentException">A buffer or scale tensor is too short, the query is int8, or an output overlaps an input.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option or a key length is out of range.</exception>
+    public static void Compute(AttentionTensor query, AttentionTensor key, AttentionTensor value, AttentionOutput output,
+        in AttentionShape shape, in AttentionOptions options = default, scoped in AttentionMasks masks = default) =>
+        Run(query, key, value, output, default, false, shape, options, KernelDispatch.Best, WorkspacePool.Shared, null, masks);
+
+    /// <summary>As <see cref="Compute(AttentionTensor, AttentionTensor, AttentionTensor, AttentionOutput, in AttentionShape, in AttentionOptions, in AttentionMasks)"/>, with the log-sum-exp of every query row (fp32).</summary>
+    /// <param name="query">Q: float, Half or BFloat16.</param>
+    /// <param name="key">K: any <see cref="AttentionTensor"/>.</param>
+    /// <param name="value">V: any <see cref="AttentionTensor"/>.</param>
+    /// <param name="output">O: float, Half or BFloat16.</param>
+    /// <param name="logSumExp">Dense <c>[batch, queryHeads, queryCount]</c>.</param>
+    /// <param name="shape">Sizes and layouts, counted in elements.</param>
+    /// <param name="options">Scale, causal mask, window, soft-cap, parallelism.</param>
+    /// <param name="masks">Bias, boolean mask, key lengths, ALiBi slopes and sinks.</param>
+    /// <exception cref="ArgumentException">A buffer or scale tensor is too short, the query is int8, or an output overlaps an input or the other output.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option or a key length is out of range.</exception>
+    public static void Compute(AttentionTensor query, AttentionTensor key, AttentionTensor value, AttentionOutput output, Span<float> logSumExp,
+        in AttentionShape shape, in AttentionOptions options = default, scoped in AttentionMasks masks = default) =>
+        Run(query, key, value, output, logSumExp, true, shape, options, KernelDispatch.Best, WorkspacePool.Shared, null, masks);
+
     /// <summary>Hands the arrays of idle workspaces back to <see cref="System.Buffers.ArrayPool{T}.Shared"/>.</summary>
     public static void TrimWorkspaces() => WorkspacePool.Shared.Trim();
 
-    internal static void Run(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+    internal static void Run(AttentionTensor query, AttentionTensor key, AttentionTensor value, AttentionOutput output,
         Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, KernelWidth width, WorkspacePool workspaces,
         KernelKind? kind = null, scoped in AttentionMasks masks = default)
     {
@@ -97,10 +131,12 @@ public static unsafe partial class Attention
         ValidateMasks(output, logSumExp, wantLogSumExp, shape, options, masks);
         if (shape.Batch == 0 || shape.QueryCount == 0) return;
 
-        fixed (float* q = query)
-        fixed (float* k = key)
-        fixed (float* v = value)
-        fixed (float* o = output)
+        fixed (byte* q = query.Bytes)
+        fixed (byte* k = key.Bytes)
+        fixed (byte* v = value.Bytes)
+        fixed (float* keyScales = key.Scales)
+        fixed (float* valueScales = value.Scales)
+        fixed (byte* o = output.Bytes)
         fixed (float* lse = logSumExp)
         fixed (float* bias = masks.Bias)
         fixed (bool* mask = masks.Mask)
@@ -108,7 +144,11 @@ public static unsafe partial class Attention
         fixed (float* slopes = masks.AlibiSlopes)
         fixed (float* sinks = masks.Sinks)
         {
-            KernelArguments args = Arguments(shape, options, q, k, v, o, wantLogSumExp ? lse : null);
+            KernelArguments args = Arguments(shape, options, wantLogSumExp ? lse : null);
+            args.Query = Operand(q, query.Type, shape.QueryLayout);
+            args.Key = Operand(k, key.Type, shape.KeyLayout, keyScales, ScaleRows(key, shape), shape.KeyValueHeads);
+            args.Value = Operand(v, value.Type, shape.ValueLayout, valueScales, ScaleRows(value, shape), shape.KeyValueHeads);
+            args.Output = Operand(o, output.Type, shape.OutputLayout);
             long slice = (long)shape.QueryCount * shape.KeyCount;
             if (!masks.Bias.IsEmpty)
             {
@@ -127,7 +167,7 @@ public static unsafe partial class Attention
             if (!masks.Sinks.IsEmpty) args.Sinks = sinks;
             int threads = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
             AttentionPlan plan = Planner.Plan(args, width, threads, kind);
-            long scratchLength = plan.Kind == KernelKind.Decode ? plan.PartialLength : plan.PackedKeyLength;
+            long scratchLength = plan.Kind == KernelKind.Decode ? plan.PartialLength : plan.PackedKeyLength + plan.StagedValueLength;
             if (scratchLength > Array.MaxLength)
                 ThrowHelper.ArgumentOutOfRange(nameof(key), $"The keys of shape {shape} need {scratchLength} floats of scratch, more than one array holds.");
 
@@ -135,25 +175,23 @@ public static unsafe partial class Attention
         }
     }
 
-    private static KernelArguments Arguments(in AttentionShape shape, in AttentionOptions options, float* q, float* k, float* v, float* o, float* lse) => new()
+    private static int ScaleRows(AttentionTensor tensor, in AttentionShape shape) => tensor.ScaleRows == 0 ? shape.KeyCount : tensor.ScaleRows;
+
+    private static Operand Operand(byte* data, ElementType type, in TensorLayout layout, float* scales = null, int scaleRows = 0, int heads = 0) => new()
     {
-        Query = q + shape.QueryLayout.Offset,
-        Key = k + shape.KeyLayout.Offset,
-        Value = v + shape.ValueLayout.Offset,
-        Output = o + shape.OutputLayout.Offset,
+        Data = data + layout.Offset * Kernels.Operand.ElementSize(type),
+        Type = type,
+        BatchStride = (nint)layout.BatchStride,
+        HeadStride = (nint)layout.HeadStride,
+        RowStride = (nint)layout.RowStride,
+        Scales = type == ElementType.Int8 ? scales : null,
+        ScaleHeadStride = scaleRows,
+        ScaleBatchStride = (nint)scaleRows * heads,
+    };
+
+    private static KernelArguments Arguments(in AttentionShape shape, in AttentionOptions options, float* lse) => new()
+    {
         LogSumExp = lse,
-        QueryBatchStride = (nint)shape.QueryLayout.BatchStride,
-        QueryHeadStride = (nint)shape.QueryLayout.HeadStride,
-        QueryRowStride = (nint)shape.QueryLayout.RowStride,
-        KeyBatchStride = (nint)shape.KeyLayout.BatchStride,
-        KeyHeadStride = (nint)shape.KeyLayout.HeadStride,
-        KeyRowStride = (nint)shape.KeyLayout.RowStride,
-        ValueBatchStride = (nint)shape.ValueLayout.BatchStride,
-        ValueHeadStride = (nint)shape.ValueLayout.HeadStride,
-        ValueRowStride = (nint)shape.ValueLayout.RowStride,
-        OutputBatchStride = (nint)shape.OutputLayout.BatchStride,
-        OutputHeadStride = (nint)shape.OutputLayout.HeadStride,
-        OutputRowStride = (nint)shape.OutputLayout.RowStride,
         Batch = shape.Batch,
         QueryHeads = shape.QueryHeads,
         KeyValueHeads = shape.KeyValueHeads,
@@ -172,7 +210,7 @@ public static unsafe partial class Attention
     };
 
     /// <summary>The checks of the options and tensors of <see cref="AttentionMasks"/>, before anything is written.</summary>
-    private static void ValidateMasks(Span<float> output, Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks)
+    private static void ValidateMasks(AttentionOutput output, Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options, scoped in AttentionMasks masks)
     {
         if (options.SoftCap is float cap && !(cap > 0f && float.IsFinite(cap)))
             ThrowHelper.ArgumentOutOfRange(nameof(options), $"options.SoftCap must be finite and greater than 0; got {cap}.");
@@ -229,7 +267,7 @@ public static unsafe partial class Attention
         }
 
         // The outputs must not share memory with any mask tensor either.
-        ReadOnlySpan<byte> written = MemoryMarshal.AsBytes(output[..(int)shape.OutputLength]);
+        ReadOnlySpan<byte> written = Used(output, shape.OutputLength);
         ReadOnlySpan<byte> lse = wantLogSumExp ? MemoryMarshal.AsBytes(logSumExp[..(int)shape.LogSumExpLength]) : default;
         if (Overlaps(written, lse, MemoryMarshal.AsBytes(masks.Bias)) || Overlaps(written, lse, MemoryMarshal.AsBytes(masks.Mask)) ||
             Overlaps(written, lse, MemoryMarshal.AsBytes(masks.KeyLengths)) || Overlaps(written, lse, MemoryMarshal.AsBytes(masks.AlibiSlopes)) ||
@@ -250,7 +288,7 @@ public static unsafe partial class Attention
         $"[{((broadcast & MaskBroadcast.Batch) != 0 ? 1 : batch)}, {((broadcast & MaskBroadcast.Heads) != 0 ? 1 : heads)}, {queryCount}, {keyCount}]";
 
     /// <summary>Every check, before anything is written.</summary>
-    private static void Validate(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> output,
+    private static void Validate(AttentionTensor query, AttentionTensor key, AttentionTensor value, AttentionOutput output,
         Span<float> logSumExp, bool wantLogSumExp, in AttentionShape shape, in AttentionOptions options)
     {
         if (shape.QueryHeads == 0)
@@ -273,26 +311,50 @@ public static unsafe partial class Attention
             ThrowHelper.TooShort(nameof(value), $"[{shape.Batch}, {shape.KeyValueHeads}, {shape.KeyCount}, {shape.ValueHeadSize}]", valueLength, value.Length);
         if (output.Length < outputLength)
             ThrowHelper.TooShort(nameof(output), $"[{shape.Batch}, {shape.QueryHeads}, {shape.QueryCount}, {shape.ValueHeadSize}]", outputLength, output.Length);
+        if (query.Type == ElementType.Int8)
+            ThrowHelper.Argument(nameof(query), "query is int8: int8 with row scales is for keys and values; give the query as float, Half or BFloat16.");
+        ValidateScales(key, nameof(key), shape);
+        ValidateScales(value, nameof(value), shape);
         long lseLength = shape.LogSumExpLength;
         if (wantLogSumExp && logSumExp.Length < lseLength)
             ThrowHelper.TooShort(nameof(logSumExp), $"[{shape.Batch}, {shape.QueryHeads}, {shape.QueryCount}]", lseLength, logSumExp.Length);
         if (shape.OutputLayout.SelfOverlaps(shape.Batch, shape.QueryHeads, shape.QueryCount, shape.ValueHeadSize))
             ThrowHelper.Argument(nameof(output), $"The output layout {shape.OutputLayout} makes distinct elements of output [{shape.Batch}, {shape.QueryHeads}, {shape.QueryCount}, {shape.ValueHeadSize}] share memory.");
 
-        Span<float> written = output[..(int)outputLength];
-        if (written.Overlaps(query[..(int)queryLength]))
+        ReadOnlySpan<byte> written = Used(output, outputLength);
+        ReadOnlySpan<byte> q = Used(query, queryLength), k = Used(key, keyLength), v = Used(value, valueLength);
+        if (written.Overlaps(q))
             ThrowHelper.Argument(nameof(output), "output overlaps query: the output must not share memory with any input.");
-        if (written.Overlaps(key[..(int)keyLength]))
+        if (written.Overlaps(k) || written.Overlaps(MemoryMarshal.AsBytes(key.Scales)))
             ThrowHelper.Argument(nameof(output), "output overlaps key: the output must not share memory with any input.");
-        if (written.Overlaps(value[..(int)valueLength]))
+        if (written.Overlaps(v) || written.Overlaps(MemoryMarshal.AsBytes(value.Scales)))
             ThrowHelper.Argument(nameof(output), "output overlaps value: the output must not share memory with any input.");
         if (wantLogSumExp)
         {
-            Span<float> lse = logSumExp[..(int)lseLength];
-            if (lse.Overlaps(query[..(int)queryLength]) || lse.Overlaps(key[..(int)keyLength]) || lse.Overlaps(value[..(int)valueLength]))
+            ReadOnlySpan<byte> lse = MemoryMarshal.AsBytes(logSumExp[..(int)lseLength]);
+            if (lse.Overlaps(q) || lse.Overlaps(k) || lse.Overlaps(v) || lse.Overlaps(MemoryMarshal.AsBytes(key.Scales)) || lse.Overlaps(MemoryMarshal.AsBytes(value.Scales)))
                 ThrowHelper.Argument(nameof(logSumExp), "logSumExp overlaps an input: outputs must not share memory with any input.");
             if (lse.Overlaps(written))
                 ThrowHelper.Argument(nameof(logSumExp), "logSumExp overlaps output.");
         }
     }
+
+    /// <summary>An int8 tensor's scales cover <c>[batch, keyValueHeads, rows ≥ keyCount]</c>; other types have none.</summary>
+    private static void ValidateScales(AttentionTensor tensor, string name, in AttentionShape shape)
+    {
+        if (tensor.Type != ElementType.Int8) return; // only AttentionTensor.Int8 carries scales
+        int rows = ScaleRows(tensor, shape);
+        if (rows < shape.KeyCount)
+            ThrowHelper.ArgumentOutOfRange(name, $"{name}.ScaleRows = {rows} is less than the key count {shape.KeyCount}.");
+        long needed = (long)shape.Batch * shape.KeyValueHeads * rows;
+        if (tensor.Scales.Length < needed)
+            ThrowHelper.TooShort(name, $"{name}.Scales", $"[{shape.Batch}, {shape.KeyValueHeads}, {rows}]", needed, tensor.Scales.Length);
+    }
+
+    /// <summary>The bytes of the first <paramref name="length"/> elements (the validated part).</summary>
+    private static ReadOnlySpan<byte> Used(AttentionTensor tensor, long length) =>
+        tensor.Bytes[..(int)(length * Kernels.Operand.ElementSize(tensor.Type))];
+
+    private static Span<byte> Used(AttentionOutput output, long length) =>
+        output.Bytes[..(int)(length * Kernels.Operand.ElementSize(output.Type))];
 }

@@ -49,6 +49,7 @@ internal sealed class CallWorkspace
             worker.Reserve(1, scratch.Accumulators);
             worker.Reserve(2, scratch.Scores);
             worker.Reserve(3, scratch.Stats);
+            worker.Reserve(4, scratch.Staging);
         }
     }
 

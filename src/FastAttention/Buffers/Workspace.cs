@@ -10,7 +10,7 @@ namespace FastAttention.Buffers;
 /// </summary>
 internal sealed class Workspace
 {
-    public const int SlotCount = 4;
+    public const int SlotCount = 5;
 
     private readonly CallWorkspace _owner;
     private readonly float[]?[] _slots = new float[]?[SlotCount];

@@ -37,6 +37,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
         fixed (float* scores = workspace.Get(2, paddedRows * sliceStride))
         fixed (float* rowStates = workspace.Get(3, 2 * rows))
+        fixed (float* staging = args.Key.IsFloat32 && args.Value.IsFloat32 ? null : workspace.Get(4, count * ((args.Key.IsFloat32 ? 0 : d) + (args.Value.IsFloat32 ? 0 : dv))))
         {
             // The partial state of each row: m, l, then the accumulators (copied last). A single slice keeps
             // m and l in the worker's own scratch and writes the output directly: no partials, no merge.
@@ -48,8 +49,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 float* destination = queryScratch + r * d;
                 if (r < rows)
                 {
-                    float* source = args.Query + b * args.QueryBatchStride + (kvh * group + r / queries) * args.QueryHeadStride + (r % queries) * args.QueryRowStride;
-                    MicroKernels<TVec, TOps>.Scale(source, destination, d, args.Scale);
+                    ElementConversion<TVec, TOps>.ScaledRow(args.Query, b, kvh * group + r / queries, r % queries, destination, d, args.Scale);
                 }
                 else
                 {
@@ -58,8 +58,19 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             }
             new Span<float>(accumulators, paddedRows * dv).Clear();
 
-            float* keys = args.Key + b * args.KeyBatchStride + kvh * args.KeyHeadStride + start * args.KeyRowStride;
-            float* values = args.Value + b * args.ValueBatchStride + kvh * args.ValueHeadStride + start * args.ValueRowStride;
+            float* keys, values;
+            nint keyStride, valueStride;
+            if (staging == null)
+            {
+                keys = args.Key.Floats(b, kvh, start);
+                values = args.Value.Floats(b, kvh, start);
+                keyStride = args.Key.RowStride;
+                valueStride = args.Value.RowStride;
+            }
+            else
+            {
+                StageSlice(args, b, kvh, start, count, staging, out keys, out keyStride, out values, out valueStride);
+            }
             Span<int> from = stackalloc int[Rows];
             Span<int> to = stackalloc int[Rows];
             Span<int> masked = stackalloc int[Rows];
@@ -90,22 +101,22 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                     {
                         float* s = s0 + r * sliceStride;
                         int n = to[r] - from[r];
-                        if (n > 0) DotRow(q0 + r * d, d, keys + from[r] * args.KeyRowStride, args.KeyRowStride, n, s + from[r]);
+                        if (n > 0) DotRow(q0 + r * d, d, keys + from[r] * keyStride, keyStride, n, s + from[r]);
                         if (args.HasScoreTerms) new Span<byte>(codes + from[r], n).Clear();
                         int removed = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, (r0 + r) % queries, s, start, from[r], ref to[r], codes, 1);
                         if (!RowWeights(s, from[r], to[r], state0 + r * stride)) continue;
                         float* output = a0 + r * dv;
                         if (removed == 0)
-                            MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + from[r], values + from[r] * args.ValueRowStride, args.ValueRowStride, to[r] - from[r]);
+                            MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + from[r], values + from[r] * valueStride, valueStride, to[r] - from[r]);
                         else
-                            MicroKernels<TVec, TOps>.AccumulateRowUnmasked(output, dv, s, values, args.ValueRowStride, from[r], to[r], codes, 1);
+                            MicroKernels<TVec, TOps>.AccumulateRowUnmasked(output, dv, s, values, valueStride, from[r], to[r], codes, 1);
                     }
                     continue;
                 }
 
                 // Four rows: scores for the union of their ranges, values for the common range in one 4-row pass.
                 if (toMax > fromMin)
-                    DotScores(q0, d, keys + fromMin * args.KeyRowStride, args.KeyRowStride, toMax - fromMin, s0 + fromMin, sliceStride);
+                    DotScores(q0, d, keys + fromMin * keyStride, keyStride, toMax - fromMin, s0 + fromMin, sliceStride);
                 bool anyRemoved = false;
                 if (args.HasScoreTerms) new Span<byte>(codes + fromMin, Math.Max(0, toMax - fromMin)).Clear();
                 for (int r = 0; r < Rows; r++)
@@ -135,17 +146,17 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 if (commonTo > commonFrom)
                 {
                     if (!anyRemoved)
-                        MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + commonFrom, sliceStride, values + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
+                        MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + commonFrom, sliceStride, values + commonFrom * valueStride, valueStride, commonTo - commonFrom);
                     else
-                        MicroKernels<TVec, TOps>.AccumulateUnmasked(a0, dv, s0, sliceStride, values, args.ValueRowStride, commonFrom, commonTo, codes);
+                        MicroKernels<TVec, TOps>.AccumulateUnmasked(a0, dv, s0, sliceStride, values, valueStride, commonFrom, commonTo, codes);
                 }
                 for (int r = 0; r < Rows; r++)
                 {
                     // The edges of each row's range outside the common one.
                     float* s = s0 + r * sliceStride;
                     int leftEnd = Math.Min(to[r], commonFrom), rightStart = Math.Max(from[r], commonTo);
-                    MicroKernels<TVec, TOps>.AccumulateRowRange(a0 + r * dv, dv, s, values, args.ValueRowStride, from[r], leftEnd, masked[r] > 0, codes, 1 << r);
-                    MicroKernels<TVec, TOps>.AccumulateRowRange(a0 + r * dv, dv, s, values, args.ValueRowStride, rightStart, to[r], masked[r] > 0, codes, 1 << r);
+                    MicroKernels<TVec, TOps>.AccumulateRowRange(a0 + r * dv, dv, s, values, valueStride, from[r], leftEnd, masked[r] > 0, codes, 1 << r);
+                    MicroKernels<TVec, TOps>.AccumulateRowRange(a0 + r * dv, dv, s, values, valueStride, rightStart, to[r], masked[r] > 0, codes, 1 << r);
                 }
             }
 
@@ -161,6 +172,43 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         }
     }
 
+    /// <summary>
+    /// Keys or values not in fp32: the rows of the slice that some query row may see (index masks) are widened into
+    /// <paramref name="staging"/> (keys, then values, both dense), and the pointers set so that row j of the slice
+    /// is at keys + j·keyStride as for fp32 inputs. Rows no query sees are neither read nor widened.
+    /// </summary>
+    private static void StageSlice(in KernelArguments args, int b, int kvh, int start, int count, float* staging,
+        out float* keys, out nint keyStride, out float* values, out nint valueStride)
+    {
+        int first = count, end = 0;
+        for (int query = 0; query < args.QueryCount; query++)
+        {
+            args.VisibleKeys(b, query, out int lo, out int hi);
+            lo = Math.Clamp(lo - start, 0, count);
+            hi = Math.Clamp(hi - start, lo, count);
+            if (lo >= hi) continue;
+            first = Math.Min(first, lo);
+            end = Math.Max(end, hi);
+        }
+        Stage(args.Key, b, kvh, start, count, first, end, args.HeadSize, ref staging, out keys, out keyStride);
+        Stage(args.Value, b, kvh, start, count, first, end, args.ValueHeadSize, ref staging, out values, out valueStride);
+    }
+
+    /// <summary>One tensor of <see cref="StageSlice"/>: fp32 in place, otherwise rows [first, end) widened at <paramref name="next"/>, which then moves past the slice.</summary>
+    private static void Stage(in Operand source, int b, int kvh, int start, int count, int first, int end, int columns, ref float* next, out float* rows, out nint stride)
+    {
+        if (source.IsFloat32)
+        {
+            rows = source.Floats(b, kvh, start);
+            stride = source.RowStride;
+            return;
+        }
+        if (end > first) ElementConversion<TVec, TOps>.WidenRows(source, b, kvh, start + first, end - first, columns, next + (long)first * columns, columns);
+        rows = next;
+        stride = columns;
+        next += (long)count * columns;
+    }
+
     /// <summary>Merges the slices of one (batch, key-value head) in slice order and writes the output rows.</summary>
     public static void Merge(in KernelArguments args, in AttentionPlan plan, float* partials, int pair)
     {
@@ -171,23 +219,32 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         for (int r = 0; r < rows; r++)
         {
             int head = kvh * group + r / queries, query = r % queries;
-            float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
             float max = float.NegativeInfinity;
             for (int s = 0; s < plan.Splits; s++) max = MathF.Max(max, first[((long)s * rows + r) * stride]);
             float sum = 0f;
-            new Span<float>(output, dv).Clear();
+            float* merged = first + (long)r * stride + 2; // the first contributing slice's accumulators take the sum
             if (max != float.NegativeInfinity)
             {
+                bool any = false;
                 for (int s = 0; s < plan.Splits; s++)
                 {
                     float* state = first + ((long)s * rows + r) * stride;
                     if (state[1] == 0f) continue; // no visible key in this slice: nothing to add, not even 0·∞
                     float factor = VectorMath.Exp(state[0] - max);
                     sum += state[1] * factor;
-                    MultiplyAddInto(output, state + 2, dv, factor);
+                    if (!any)
+                    {
+                        merged = state + 2;
+                        MicroKernels<TVec, TOps>.Scale(merged, merged, dv, factor);
+                        any = true;
+                    }
+                    else
+                    {
+                        MultiplyAddInto(merged, state + 2, dv, factor);
+                    }
                 }
             }
-            RowOutput<TVec, TOps>.Write(args, b, head, query, output, max, sum);
+            RowOutput<TVec, TOps>.Write(args, b, head, query, merged, max, sum);
         }
     }
 

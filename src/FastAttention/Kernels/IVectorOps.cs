@@ -57,6 +57,21 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     /// <summary>Lanes below <paramref name="count"/> keep <paramref name="value"/>, the others take <paramref name="fill"/>: a vector tail without scalar code.</summary>
     static abstract TVec SelectFirst(int count, TVec value, TVec fill);
 
+    /// <summary>Count 16-bit patterns from <paramref name="source"/>, zero-extended into the lanes' bits (reads exactly Count·2 bytes).</summary>
+    static abstract TVec LoadUInt16Bits(ushort* source);
+
+    /// <summary>Count int8 values from <paramref name="source"/> converted to float (reads exactly Count bytes).</summary>
+    static abstract TVec LoadInt8(sbyte* source);
+
+    /// <summary>Bitwise and of the lanes' bits.</summary>
+    static abstract TVec And(TVec a, TVec b);
+
+    /// <summary>Bitwise or of the lanes' bits.</summary>
+    static abstract TVec Or(TVec a, TVec b);
+
+    /// <summary>Each lane's 32 bits shifted left by <paramref name="count"/>.</summary>
+    static abstract TVec ShiftLeft(TVec x, int count);
+
     static abstract float MaxAcross(TVec v);
     static abstract float SumAcross(TVec v);
 
@@ -78,6 +93,11 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
     public static Vector512<float> Indices => Vector512<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadUInt16Bits(ushort* source) => Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt8(sbyte* source) => Vector512.ConvertToSingle(Avx512F.IsSupported ? Avx512F.ConvertToVector512Int32(Vector128.Load(source)) : Vector512.WidenLower(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).ToVector512Unsafe()));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> And(Vector512<float> a, Vector512<float> b) => a & b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Or(Vector512<float> a, Vector512<float> b) => a | b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ShiftLeft(Vector512<float> x, int count) => Vector512.ShiftLeft(x.AsUInt32(), count).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> SelectEqual(Vector512<float> x, Vector512<float> edge, Vector512<float> replacement, Vector512<float> value) =>
         Vector512.ConditionalSelect(Vector512.Equals(x, edge), replacement, value);
@@ -122,6 +142,11 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
     public static Vector256<float> Indices => Vector256<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadUInt16Bits(ushort* source) => Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* source) => Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(long*)source).AsSByte()).ToVector256Unsafe()));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> And(Vector256<float> a, Vector256<float> b) => a & b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Or(Vector256<float> a, Vector256<float> b) => a | b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ShiftLeft(Vector256<float> x, int count) => Vector256.ShiftLeft(x.AsUInt32(), count).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> SelectEqual(Vector256<float> x, Vector256<float> edge, Vector256<float> replacement, Vector256<float> value) =>
         Vector256.ConditionalSelect(Vector256.Equals(x, edge), replacement, value);
@@ -175,6 +200,11 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
     public static Vector128<float> Indices => Vector128<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadUInt16Bits(ushort* source) => Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)source).AsUInt16()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8(sbyte* source) => Vector128.ConvertToSingle(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(int*)source).AsSByte())));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> And(Vector128<float> a, Vector128<float> b) => a & b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Or(Vector128<float> a, Vector128<float> b) => a | b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ShiftLeft(Vector128<float> x, int count) => Vector128.ShiftLeft(x.AsUInt32(), count).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> SelectEqual(Vector128<float> x, Vector128<float> edge, Vector128<float> replacement, Vector128<float> value) =>
         Vector128.ConditionalSelect(Vector128.Equals(x, edge), replacement, value);
@@ -236,6 +266,11 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
     public static float Indices => 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadUInt16Bits(ushort* source) => BitConverter.UInt32BitsToSingle(*source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt8(sbyte* source) => *source;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float And(float a, float b) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) & BitConverter.SingleToUInt32Bits(b));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Or(float a, float b) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) | BitConverter.SingleToUInt32Bits(b));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ShiftLeft(float x, int count) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(x) << count);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectEqual(float x, float edge, float replacement, float value) => x == edge ? replacement : value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectByBytes(byte* flags, float value, float fill) => *flags != 0 ? value : fill;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAdd(float a, float b, float c) => float.MultiplyAddEstimate(a, b, c);

@@ -6,16 +6,11 @@ namespace FastAttention.Kernels;
 /// </summary>
 internal unsafe struct KernelArguments
 {
-    public float* Query;
-    public float* Key;
-    public float* Value;
-    public float* Output;
+    public Operand Query;
+    public Operand Key;
+    public Operand Value;
+    public Operand Output;
     public float* LogSumExp; // null when not requested
-
-    public nint QueryBatchStride, QueryHeadStride, QueryRowStride;
-    public nint KeyBatchStride, KeyHeadStride, KeyRowStride;
-    public nint ValueBatchStride, ValueHeadStride, ValueRowStride;
-    public nint OutputBatchStride, OutputHeadStride, OutputRowStride;
 
     public int Batch;
     public int QueryHeads;

@@ -27,8 +27,11 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 {
     private const int Rows = MicroKernels<TVec, TOps>.Rows;
 
-    /// <summary>Transposes key tile <paramref name="item"/> into its place in <paramref name="packed"/>.</summary>
-    public static void PackKeys(in KernelArguments args, in AttentionPlan plan, float* packed, int item)
+    /// <summary>
+    /// Transposes key tile <paramref name="item"/> into its place in <paramref name="packed"/>; keys and values not in
+    /// fp32 are widened here, once per call (values into their own region after the packed keys).
+    /// </summary>
+    public static void PackKeys(in KernelArguments args, in AttentionPlan plan, float* packed, Workspace workspace, int item)
     {
         int pair = item / plan.KeyTiles, tile = item % plan.KeyTiles;
         int b = pair / args.KeyValueHeads, kvh = pair % args.KeyValueHeads;
@@ -36,10 +39,32 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         int start = tile * keyTile;
         int count = Math.Min(keyTile, args.KeyLength(b) - start); // keys past the batch's key length are never read
         if (count <= 0) return;
-        int padded = Planner.RoundUp(count, TOps.Count);
         float* destination = packed + (long)item * d * keyTile;
-        float* source = args.Key + b * args.KeyBatchStride + kvh * args.KeyHeadStride + start * args.KeyRowStride;
-        nint stride = args.KeyRowStride;
+        if (!args.Value.IsFloat32)
+        {
+            int dv = args.ValueHeadSize;
+            float* staged = packed + plan.PackedKeyLength + ((long)pair * plan.KeyTiles * keyTile + start) * dv;
+            ElementConversion<TVec, TOps>.WidenRows(args.Value, b, kvh, start, count, dv, staged, dv);
+        }
+        if (args.Key.IsFloat32)
+        {
+            Transpose(args.Key.Floats(b, kvh, start), args.Key.RowStride, count, d, destination, keyTile);
+            return;
+        }
+        fixed (float* widened = workspace.Get(4, keyTile * d))
+        {
+            ElementConversion<TVec, TOps>.WidenRows(args.Key, b, kvh, start, count, d, widened, d);
+            Transpose(widened, d, count, d, destination, keyTile);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> rows of <paramref name="d"/> floats, <paramref name="stride"/> apart, into columns of
+    /// a [d, keyTile] tile; lanes up to the next whole vector are zeroed.
+    /// </summary>
+    private static void Transpose(float* source, nint stride, int count, int d, float* destination, int keyTile)
+    {
+        int padded = Planner.RoundUp(count, TOps.Count);
         int j = 0;
         if (Sse.IsSupported)
         {
@@ -105,8 +130,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 float* destination = queryScratch + r * d;
                 if (r < rows)
                 {
-                    float* source = QueryRow(args, b, kvh * group + r / queries, firstQuery + r % queries);
-                    MicroKernels<TVec, TOps>.Scale(source, destination, d, args.Scale);
+                    ElementConversion<TVec, TOps>.ScaledRow(args.Query, b, kvh * group + r / queries, firstQuery + r % queries, destination, d, args.Scale);
                 }
                 else
                 {
@@ -118,7 +142,8 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             new Span<float>(accumulators, paddedRows * dv).Clear();
 
             float* keyBase = packed + (long)pair * plan.KeyTiles * d * keyTile;
-            float* valueBase = args.Value + b * args.ValueBatchStride + kvh * args.ValueHeadStride;
+            float* valueBase = args.Value.Floats(b, kvh, 0);
+            nint valueStride = args.Value.RowStride;
             int blocks = paddedRows / Rows;
             Span<int> lo = stackalloc int[paddedRows];
             Span<int> hi = stackalloc int[paddedRows];
@@ -198,7 +223,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     }
                 }
 
-                float* valueTile = valueBase + start * args.ValueRowStride;
+                float* valueTile = valueBase + start * valueStride;
                 for (int block = 0; block < blocks; block++)
                 {
                     int colStart = blockStart[block], colEnd = blockEnd[block];
@@ -236,12 +261,12 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         if (!anyRemoved)
                         {
                             MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, blockScores + commonFrom, keyTile,
-                                valueTile + commonFrom * args.ValueRowStride, args.ValueRowStride, commonTo - commonFrom);
+                                valueTile + commonFrom * valueStride, valueStride, commonTo - commonFrom);
                         }
                         else
                         {
                             MicroKernels<TVec, TOps>.AccumulateUnmasked(accumulators + r0 * dv, dv, blockScores, keyTile,
-                                valueTile, args.ValueRowStride, commonFrom, commonTo, codes);
+                                valueTile, valueStride, commonFrom, commonTo, codes);
                         }
                     }
                     else
@@ -257,8 +282,8 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         float* s = blockScores + r * keyTile;
                         int leftEnd = Math.Min(to, commonFrom < commonTo ? commonFrom : to);
                         int rightStart = Math.Max(from, commonFrom < commonTo ? commonTo : to);
-                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, args.ValueRowStride, from, leftEnd, removed[r] > 0, codes, 1 << r);
-                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, args.ValueRowStride, rightStart, to, removed[r] > 0, codes, 1 << r);
+                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, valueStride, from, leftEnd, removed[r] > 0, codes, 1 << r);
+                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, valueStride, rightStart, to, removed[r] > 0, codes, 1 << r);
                     }
                 }
             }
@@ -305,8 +330,4 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         }
         rowSum += TOps.SumAcross(sum);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float* QueryRow(in KernelArguments args, int b, int head, int query) =>
-        args.Query + b * args.QueryBatchStride + head * args.QueryHeadStride + query * args.QueryRowStride;
 }

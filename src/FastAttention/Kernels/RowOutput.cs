@@ -8,11 +8,12 @@ internal static unsafe class RowOutput<TVec, TOps>
     /// <summary>
     /// Output row ← accumulated / l (zeros when no key was visible), log-sum-exp ← m + ln l (−∞ then, or the sink).
     /// <paramref name="max"/> and <paramref name="sum"/> are the row's m and l over its keys; <paramref name="accumulated"/>
-    /// (Σ e^(s − m)·v) may be the output row itself.
+    /// (Σ e^(s − m)·v) may be the output row itself; for a Half or BFloat16 output it is overwritten (finished in place, then narrowed).
     /// </summary>
     public static void Write(in KernelArguments args, int b, int head, int query, float* accumulated, float max, float sum)
     {
-        float* output = args.Output + b * args.OutputBatchStride + head * args.OutputHeadStride + query * args.OutputRowStride;
+        bool narrow = !args.Output.IsFloat32;
+        float* output = narrow ? accumulated : args.Output.Floats(b, head, query); // other types: finished in place, then narrowed
         long lseIndex = ((long)b * args.QueryHeads + head) * args.QueryCount + query;
         float factor = 1f;
         if (args.Sinks != null && args.Sinks[head] != float.NegativeInfinity) // validated: not NaN, below +∞
@@ -27,10 +28,12 @@ internal static unsafe class RowOutput<TVec, TOps>
         if (sum == 0f)
         {
             new Span<float>(output, args.ValueHeadSize).Clear(); // never 0·∞ = NaN
+            if (narrow) OutputConversion.Narrow(args.Output.Type, output, args.Output.Row(b, head, query), args.ValueHeadSize);
             if (args.LogSumExp != null) args.LogSumExp[lseIndex] = float.NegativeInfinity;
             return;
         }
         MicroKernels<TVec, TOps>.Scale(accumulated, output, args.ValueHeadSize, factor == 0f ? 0f : factor / sum);
+        if (narrow) OutputConversion.Narrow(args.Output.Type, output, args.Output.Row(b, head, query), args.ValueHeadSize);
         if (args.LogSumExp != null) args.LogSumExp[lseIndex] = (float)(max + Math.Log(sum)); // one rounding: ln l in double
     }
 }

@@ -48,6 +48,15 @@ internal readonly record struct AttentionPlan
     /// <summary>Floats of the packed, transposed keys: [headPairs, keyTiles, headSize, keyTile].</summary>
     public long PackedKeyLength { get; init; }
 
+    /// <summary>
+    /// Prefill with values not in fp32: floats of values widened once per call, [headPairs, keyTiles·keyTile,
+    /// valueHeadSize], after the packed keys in the shared scratch. 0 for fp32 values (read in place).
+    /// </summary>
+    public long StagedValueLength { get; init; }
+
+    /// <summary>Prefill: scratch per worker of the packing phase (keys not in fp32 are widened before the transpose).</summary>
+    public WorkerScratch PackScratch { get; init; }
+
     /// <summary>Threads to use, the calling thread included.</summary>
     public int Threads { get; init; }
 
@@ -58,8 +67,11 @@ internal readonly record struct AttentionPlan
     public WorkerScratch Scratch { get; init; }
 }
 
-/// <summary>Floats per worker in each workspace slot: scaled query rows, output accumulators, scores, row statistics.</summary>
-internal readonly record struct WorkerScratch(int Query, int Accumulators, int Scores, int Stats);
+/// <summary>
+/// Floats per worker in each workspace slot: scaled query rows, output accumulators, scores, row statistics, and
+/// key and value rows widened from a narrower element type.
+/// </summary>
+internal readonly record struct WorkerScratch(int Query, int Accumulators, int Scores, int Stats, int Staging = 0);
 
 internal enum KernelKind
 {

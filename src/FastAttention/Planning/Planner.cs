@@ -66,6 +66,8 @@ internal static class Planner
             QueryBlocks = queryBlocks,
             HeadPairs = headPairs,
             PackedKeyLength = (long)headPairs * keyTiles * d * keyTile,
+            StagedValueLength = args.Value.IsFloat32 ? 0 : (long)headPairs * keyTiles * keyTile * dv,
+            PackScratch = new WorkerScratch(0, 0, 0, 0, args.Key.IsFloat32 ? 0 : keyTile * d),
             Threads = threads,
             HeavyFirst = args.Causal != CausalMask.None,
             Scratch = WorkerScratchFor(RoundUp(group * queryBlock, BlockRows), d, dv, RoundUp(group * queryBlock, BlockRows) * keyTile),
@@ -96,7 +98,11 @@ internal static class Planner
             HeadPairs = headPairs,
             PartialLength = splits == 1 ? 0 : (long)headPairs * splits * rows * (args.ValueHeadSize + 2), // one slice writes the output directly
             Threads = work < ParallelThreshold ? 1 : Math.Max(1, maxThreads),
-            Scratch = WorkerScratchFor(RoundUp(rows, BlockRows), args.HeadSize, args.ValueHeadSize, RoundUp(rows, BlockRows) * DecodeScoreStride(splitSize, width)),
+            Scratch = WorkerScratchFor(RoundUp(rows, BlockRows), args.HeadSize, args.ValueHeadSize, RoundUp(rows, BlockRows) * DecodeScoreStride(splitSize, width)) with
+            {
+                // Keys and values not in fp32 are widened a slice at a time into the worker's scratch.
+                Staging = splitSize * ((args.Key.IsFloat32 ? 0 : args.HeadSize) + (args.Value.IsFloat32 ? 0 : args.ValueHeadSize)),
+            },
         };
     }
 

@@ -15,7 +15,7 @@ internal sealed unsafe class AttentionJob : ParallelJob
 
     private KernelArguments _args;
     private AttentionPlan _plan;
-    private float* _scratch; // prefill: packed keys; decode: per-slice partial states
+    private float* _scratch; // prefill: packed keys (then widened values); decode: per-slice partial states
     private Phase _phase;
 
     private enum Phase { PackKeys, Tiles, Slices, Merge }
@@ -58,7 +58,20 @@ internal sealed unsafe class AttentionJob : ParallelJob
                 else
                 {
                     _phase = Phase.PackKeys;
-                    Run(plan.PackItems, plan.Threads, call, default);
+                    Run(plan.PackItems, plan.Threads, call, plan.PackScratch);
+                    if (plan.StagedValueLength > 0)
+                    {
+                        // The values were widened during packing: the tiles read them as fp32 rows from the scratch.
+                        long rowsPerPair = (long)plan.KeyTiles * plan.KeyTile;
+                        _args.Value = new Operand
+                        {
+                            Data = (byte*)(scratch + plan.PackedKeyLength),
+                            Type = ElementType.Float32,
+                            RowStride = args.ValueHeadSize,
+                            HeadStride = (nint)(rowsPerPair * args.ValueHeadSize),
+                            BatchStride = (nint)(rowsPerPair * args.ValueHeadSize * args.KeyValueHeads),
+                        };
+                    }
                     _phase = Phase.Tiles;
                     Run(plan.ComputeItems, plan.Threads, call, plan.Scratch);
                 }
@@ -89,7 +102,7 @@ internal sealed unsafe class AttentionJob : ParallelJob
     {
         switch (_phase)
         {
-            case Phase.PackKeys: PrefillKernel<TVec, TOps>.PackKeys(_args, _plan, _scratch, item); break;
+            case Phase.PackKeys: PrefillKernel<TVec, TOps>.PackKeys(_args, _plan, _scratch, workspace, item); break;
             case Phase.Tiles: PrefillKernel<TVec, TOps>.Compute(_args, _plan, _scratch, workspace, item); break;
             case Phase.Slices: DecodeKernel<TVec, TOps>.Slice(_args, _plan, _scratch, workspace, item); break;
             default: DecodeKernel<TVec, TOps>.Merge(_args, _plan, _scratch, item); break;

@@ -1,0 +1,79 @@
+using FastAttention.Kernels;
+using FastAttention.Planning;
+using FastAttention.Tests.Support;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using Xunit;
+
+namespace FastAttention.Tests.ElementTypes;
+
+/// <summary>
+/// Half, BFloat16 and int8 inputs (and Half or BFloat16 outputs) against fp32: every product and sum stays fp32,
+/// so a typed call must give exactly what an fp32 call gives on the widened values, whatever the kernel, width,
+/// thread count, layout or mask; and that result must be within the fp32 bound of the fp64 reference computed on
+/// those same (already rounded) values.
+/// </summary>
+public class ElementTypeProperties
+{
+    private static readonly Gen<Storage> QueryStorage = Gen.Elements(Storage.Float32, Storage.Half, Storage.BFloat16);
+    private static readonly Gen<Storage> InputStorage = Gen.Elements(Storage.Float32, Storage.Half, Storage.BFloat16, Storage.Int8);
+
+    private static Gen<(TypedProblem Problem, Storage Output, KernelWidth Width, KernelKind? Kind, int Threads)> Cases() =>
+        from pair in MaskGenerators.Problems(maxQueries: 40)
+        from withMasks in Gen.Elements(false, true)
+        from q in QueryStorage
+        from k in InputStorage
+        from v in InputStorage
+        from output in QueryStorage
+        from width in Gen.Elements(KernelDispatch.All.ToArray())
+        from kind in Gen.Elements<KernelKind?>(null, KernelKind.Prefill, KernelKind.Decode)
+        from threads in Gen.Elements(1, 2)
+        where q != Storage.Float32 || k != Storage.Float32 || v != Storage.Float32 || output != Storage.Float32
+        select (TypedProblem.Create(MaskedProblem.Create(pair.Spec, withMasks ? pair.Masks : MaskSpec.None), q, k, v), output, width, kind, threads);
+
+    [Property(MaxTest = 250)]
+    public Property TypedInputs_EqualFp32OnTheWidenedValues_Bitwise() =>
+        Prop.ForAll(Cases().ToArbitrary(), c =>
+        {
+            var (expected, expectedLse) = c.Problem.Widened.Run(c.Width, c.Threads, c.Kind);
+            var (actual, lse) = c.Problem.Run(c.Output, c.Width, c.Threads, c.Kind);
+            float[] narrowed = TypedProblem.Narrowed(expected, c.Output);
+            string label = $"{c.Problem} out {c.Output} {c.Width} {c.Kind} {c.Threads}t";
+            for (int n = 0; n < actual.Length; n++)
+            {
+                bool same = BitConverter.SingleToInt32Bits(actual[n]) == BitConverter.SingleToInt32Bits(narrowed[n]) || (float.IsNaN(actual[n]) && float.IsNaN(narrowed[n]));
+                Assert.True(same, $"{label}: output {n} is {actual[n]}, fp32 on the widened values gives {narrowed[n]}");
+            }
+            Assert.True(expectedLse.AsSpan().SequenceEqual(lse), $"{label}: log-sum-exp differs");
+        });
+
+    [Property(MaxTest = 120)]
+    public Property TypedInputs_WithinTheFp32BoundOfTheReferenceOnTheRoundedInputs() =>
+        Prop.ForAll(Cases().ToArbitrary(), c =>
+        {
+            var (actual, lse) = c.Problem.Run(Storage.Float32, c.Width, c.Threads, c.Kind);
+            c.Problem.Widened.AssertClose(actual, lse);
+        });
+
+    [Theory]
+    [InlineData("Half")]
+    [InlineData("BFloat16")]
+    [InlineData("Int8")]
+    public void LongDecode_NarrowKeysAndValues_EqualFp32OnTheWidenedValues(string stored)
+    {
+        var storage = Enum.Parse<Storage>(stored);
+        // Several 512-key slices, a window and key lengths: staging widens only what some query row sees.
+        var spec = new ProblemSpec(2, 8, 2, 1, 1500, 64, 64, LayoutKind.Bshd, CausalMask.BottomRight, null, 2f, 7);
+        var masks = MaskSpec.None with { KeyLengths = true, Window = new SlidingWindow(700, 0), Seed = 3 };
+        var typed = TypedProblem.Create(MaskedProblem.Create(spec, masks), Storage.Float32, storage, storage);
+        foreach (KernelWidth width in KernelDispatch.All)
+        {
+            var (expected, expectedLse) = typed.Widened.Run(width, 2);
+            var (actual, lse) = typed.Run(Storage.Float32, width, 2);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"{storage} {width}: output differs from fp32 on the widened values");
+            Assert.True(expectedLse.AsSpan().SequenceEqual(lse), $"{storage} {width}: log-sum-exp differs");
+            typed.Widened.AssertClose(actual, lse);
+        }
+    }
+}
