@@ -22,9 +22,24 @@ public enum MaskVariant
     BoolMask,
 }
 
+/// <summary>How a case stores its inputs (issue 9): fp32, or narrower types widened on load.</summary>
+public enum InputStorage
+{
+    Float32,
+
+    /// <summary>Q, K and V in Half, fp32 output.</summary>
+    Half,
+
+    /// <summary>K and V in Half, Q and output fp32.</summary>
+    HalfKeyValue,
+
+    /// <summary>K and V in int8 with one scale per row, Q and output fp32.</summary>
+    Int8KeyValue,
+}
+
 /// <summary>One benchmark case of ../shared/BENCHMARKS.md (or a mask case of issue 5).</summary>
 public sealed record BenchCase(string Name, int QueryHeads, int KeyValueHeads, int QueryCount, int KeyCount, int HeadSize, bool Causal,
-    int Batch = 1, MaskVariant Variant = MaskVariant.None)
+    int Batch = 1, MaskVariant Variant = MaskVariant.None, InputStorage Storage = InputStorage.Float32)
 {
     public bool IsDecode => QueryCount == 1;
 
@@ -60,7 +75,14 @@ public sealed record BenchCase(string Name, int QueryHeads, int KeyValueHeads, i
     public double Flops => 4.0 * HeadSize * VisibleScores;
 
     /// <summary>Bytes of K and V that one call must read.</summary>
-    public double KeyValueBytes => 2.0 * Batch * KeyValueHeads * KeyCount * HeadSize * sizeof(float);
+    public double KeyValueBytes => 2.0 * Batch * KeyValueHeads * KeyCount * (HeadSize * BytesPerElement + (Storage == InputStorage.Int8KeyValue ? sizeof(float) : 0));
+
+    private int BytesPerElement => Storage switch
+    {
+        InputStorage.Half or InputStorage.HalfKeyValue => 2,
+        InputStorage.Int8KeyValue => 1,
+        _ => sizeof(float),
+    };
 
     /// <summary>The mask tensors of this case, made once per benchmark.</summary>
     public MaskData CreateMasks()
@@ -102,6 +124,11 @@ public sealed record BenchCase(string Name, int QueryHeads, int KeyValueHeads, i
         new("L2048d64-softcap30", 8, 8, 2048, 2048, 64, false, Variant: MaskVariant.SoftCap30),
         new("L2048d64-bias", 8, 8, 2048, 2048, 64, false, Variant: MaskVariant.Bias),
         new("L2048d64-boolmask", 8, 8, 2048, 2048, 64, false, Variant: MaskVariant.BoolMask),
+        new("L2048d64-f16", 8, 8, 2048, 2048, 64, false, Storage: InputStorage.Half),
+        new("L2048d64-f16kv", 8, 8, 2048, 2048, 64, false, Storage: InputStorage.HalfKeyValue),
+        new("L2048d64-i8kv", 8, 8, 2048, 2048, 64, false, Storage: InputStorage.Int8KeyValue),
+        new("dec32k-f16kv", 8, 8, 1, 32768, 128, false, Storage: InputStorage.HalfKeyValue),
+        new("dec32k-i8kv", 8, 8, 1, 32768, 128, false, Storage: InputStorage.Int8KeyValue),
     ];
 }
 

@@ -18,6 +18,11 @@ public sealed record BenchResult(
     [JsonPropertyName("per_visible_score_vs_unmasked")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? VersusUnmasked { get; init; }
+
+    /// <summary>Cases with narrower inputs: time over that of the fp32 call on the same values, measured interleaved with it.</summary>
+    [JsonPropertyName("time_vs_fp32")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? VersusFloat32 { get; init; }
 }
 
 public sealed record BenchReport(
@@ -70,8 +75,17 @@ public static class QuickBenchmark
             {
                 progress?.Invoke($"{c.Name} FastAttention {t} thread(s)");
                 var options = c.Options(t);
-                var result = Measure(c, "FastAttention", t, fma, bandwidth, settings.SecondsPerMeasurement,
-                    c.IsMasked ? () => Attention.Compute(q, k, v, o, shape, options, masks.Tensors) : () => Attention.Compute(q, k, v, o, shape, options));
+                var typed = c.Storage == InputStorage.Float32 ? null : TypedInputs.Create(c, q, k, v);
+                Action call = typed is not null ? () => typed.Compute(o, shape, options)
+                    : c.IsMasked ? () => Attention.Compute(q, k, v, o, shape, options, masks.Tensors) : () => Attention.Compute(q, k, v, o, shape, options);
+                var result = Measure(c, "FastAttention", t, fma, bandwidth, settings.SecondsPerMeasurement, call);
+                if (typed is not null)
+                {
+                    // Against fp32 inputs holding the same values, the two calls interleaved.
+                    var (floatNs, typedNs) = MeasureInterleaved(settings.SecondsPerMeasurement,
+                        () => Attention.Compute(typed.WidenedQuery, typed.WidenedKey, typed.WidenedValue, o, shape, options), call);
+                    result = result with { VersusFloat32 = typedNs / floatNs };
+                }
                 if (c.IsMasked)
                 {
                     // Per visible score against the unmasked kernel on the same arrays, the two calls interleaved so
@@ -83,7 +97,7 @@ public static class QuickBenchmark
                     result = result with { VersusUnmasked = maskedNs / c.VisibleScores / (plainNs / plainScores) };
                 }
                 results.Add(result);
-                if (settings.IncludeNaive && !c.IsMasked)
+                if (settings.IncludeNaive && !c.IsMasked && c.Storage == InputStorage.Float32)
                 {
                     progress?.Invoke($"{c.Name} naive {t} thread(s)");
                     results.Add(Measure(c, "Naive", t, fma, bandwidth, settings.SecondsPerMeasurement,
@@ -145,6 +159,62 @@ public static class QuickBenchmark
         Array.Sort(samplesA);
         Array.Sort(samplesB);
         return (samplesA[repetitions / 2], samplesB[repetitions / 2]);
+    }
+
+    /// <summary>The inputs of a case with narrower storage, and fp32 copies of the values they stand for.</summary>
+    private sealed class TypedInputs
+    {
+        private Half[]? _query;
+        private Half[]? _key, _value;
+        private sbyte[]? _keyInt8, _valueInt8;
+        private float[] _keyScales = [], _valueScales = [];
+        public required float[] WidenedQuery { get; init; }
+        public required float[] WidenedKey { get; init; }
+        public required float[] WidenedValue { get; init; }
+
+        public static TypedInputs Create(BenchCase c, float[] q, float[] k, float[] v)
+        {
+            int d = c.HeadSize;
+            switch (c.Storage)
+            {
+                case InputStorage.Int8KeyValue:
+                {
+                    var (ki, ks, kw) = Quantise(k, d);
+                    var (vi, vs, vw) = Quantise(v, d);
+                    return new TypedInputs { _keyInt8 = ki, _keyScales = ks, _valueInt8 = vi, _valueScales = vs, WidenedQuery = q, WidenedKey = kw, WidenedValue = vw };
+                }
+                default:
+                {
+                    Half[] kh = Array.ConvertAll(k, x => (Half)x), vh = Array.ConvertAll(v, x => (Half)x);
+                    Half[]? qh = c.Storage == InputStorage.Half ? Array.ConvertAll(q, x => (Half)x) : null;
+                    return new TypedInputs
+                    {
+                        _query = qh, _key = kh, _value = vh,
+                        WidenedQuery = qh is null ? q : Array.ConvertAll(qh, x => (float)x),
+                        WidenedKey = Array.ConvertAll(kh, x => (float)x), WidenedValue = Array.ConvertAll(vh, x => (float)x),
+                    };
+                }
+            }
+        }
+
+        private static (sbyte[] Values, float[] Scales, float[] Widened) Quantise(float[] rows, int rowLength)
+        {
+            var values = new sbyte[rows.Length];
+            var scales = new float[rows.Length / rowLength];
+            var widened = new float[rows.Length];
+            Int8Quantization.QuantizeRows(rows, rowLength, values, scales);
+            Int8Quantization.DequantizeRows(values, scales, rowLength, widened);
+            return (values, scales, widened);
+        }
+
+        public void Compute(float[] output, in AttentionShape shape, in AttentionOptions options)
+        {
+            AttentionTensor query = _query is not null ? _query : WidenedQuery;
+            if (_keyInt8 is not null)
+                Attention.Compute(query, AttentionTensor.Int8(_keyInt8, _keyScales), AttentionTensor.Int8(_valueInt8!, _valueScales), output, shape, options);
+            else
+                Attention.Compute(query, _key, _value, output, shape, options);
+        }
     }
 
     private static float[] Fill(Random random, long length)
