@@ -27,7 +27,11 @@ var settings = QuickBenchmark.Quick;
 if (Value("--cases") is string prefixes)
 {
     string[] wanted = prefixes.Split(',', StringSplitOptions.RemoveEmptyEntries);
-    settings = settings with { Cases = settings.Cases.Where(c => wanted.Any(p => c.Name.StartsWith(p, StringComparison.Ordinal))).ToList() };
+    settings = settings with
+    {
+        Cases = settings.Cases.Where(c => wanted.Any(p => c.Name.StartsWith(p, StringComparison.Ordinal))).ToList(),
+        Layers = settings.Layers.Where(c => wanted.Any(p => c.Name.StartsWith(p, StringComparison.Ordinal))).ToList(),
+    };
 }
 var report = QuickBenchmark.Run(settings, message => Console.Error.WriteLine($"  {message}"));
 AnsiConsole.Write(ReportTable.Build(report));

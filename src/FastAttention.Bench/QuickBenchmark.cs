@@ -41,7 +41,11 @@ public sealed partial class BenchJsonContext : JsonSerializerContext;
 /// </summary>
 public static class QuickBenchmark
 {
-    public sealed record Settings(IReadOnlyList<BenchCase> Cases, IReadOnlyList<int> ThreadCounts, bool IncludeNaive, double SecondsPerMeasurement);
+    public sealed record Settings(IReadOnlyList<BenchCase> Cases, IReadOnlyList<int> ThreadCounts, bool IncludeNaive, double SecondsPerMeasurement)
+    {
+        /// <summary>GEMM and layer cases (issue 7), after the attention cases.</summary>
+        public IReadOnlyList<LayerCase> Layers { get; init; } = LayerCase.All;
+    }
 
     public static Settings Quick => new(
         BenchCase.All.Where(c => c.Name != "L4096d128c").ToList(),
@@ -105,11 +109,31 @@ public static class QuickBenchmark
                 }
             }
         }
+        foreach (var layer in settings.Layers)
+        {
+            foreach (int t in settings.ThreadCounts)
+            {
+                progress?.Invoke($"{layer.Name} FastAttention {t} thread(s)");
+                Action call = layer.Prepare(t);
+                var (median, allocated) = TimeMedian(settings.SecondsPerMeasurement, call);
+                results.Add(new BenchResult(layer.Name, "FastAttention", t, median, layer.Flops / median, 0, layer.Flops / median / fma[t.ToString()], allocated));
+            }
+        }
         return new BenchReport(CpuName(), fma, bandwidth, results);
     }
 
     public static BenchResult Measure(BenchCase c, string engine, int threads, Dictionary<string, double> fma, Dictionary<string, double> bandwidth,
         double seconds, Action call)
+    {
+        var (median, allocatedPerCall) = TimeMedian(seconds, call);
+        double gflops = c.Flops / median;
+        double gbs = c.KeyValueBytes / median;
+        double peak = c.IsDecode ? gbs / bandwidth[threads.ToString()] : gflops / fma[threads.ToString()];
+        return new BenchResult(c.Name, engine, threads, median, gflops, gbs, peak, allocatedPerCall);
+    }
+
+    /// <summary>The median nanoseconds per call and the bytes allocated per call (process-wide), after warming up.</summary>
+    public static (double MedianNs, long AllocatedPerCall) TimeMedian(double seconds, Action call)
     {
         // Warm up past tiered compilation (methods are re-jitted after about 30 calls) and grow the workspaces.
         var warm = Stopwatch.StartNew();
@@ -130,11 +154,7 @@ public static class QuickBenchmark
         }
         long allocatedPerCall = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / ((long)repetitions * callsPerRepetition);
         Array.Sort(samples);
-        double median = samples[samples.Length / 2];
-        double gflops = c.Flops / median;
-        double gbs = c.KeyValueBytes / median;
-        double peak = c.IsDecode ? gbs / bandwidth[threads.ToString()] : gflops / fma[threads.ToString()];
-        return new BenchResult(c.Name, engine, threads, median, gflops, gbs, peak, allocatedPerCall);
+        return (samples[samples.Length / 2], allocatedPerCall);
     }
 
     /// <summary>Medians of two calls measured in alternation (A, B, A, B, …) after warming both.</summary>

@@ -62,6 +62,14 @@ public sealed class KeyValueCache
         _start = 0;
     }
 
+    /// <summary>Keeps the first <paramref name="length"/> positions held (say, to rewind a rejected speculative step).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative or above <see cref="Length"/>.</exception>
+    public void Truncate(int length)
+    {
+        if ((uint)length > (uint)Length) ThrowHelper.ArgumentOutOfRange(nameof(length), $"length must be within 0..{Length}; got {length}.");
+        Length = length;
+    }
+
     internal ReadOnlySpan<float> Keys => _keys;
     internal ReadOnlySpan<float> Values => _values;
 
