@@ -14,10 +14,10 @@ namespace FastAttention;
 public sealed class PackedWeights
 {
     internal readonly float[] Panels;
-    internal readonly float[]? Bias; // padded to whole panels
+    internal readonly float[] Bias; // padded to whole panels; zeros when the layer has none
     internal readonly KernelWidth Width;
 
-    private PackedWeights(int outputs, int inputs, KernelWidth width, float[] panels, float[]? bias)
+    private PackedWeights(int outputs, int inputs, KernelWidth width, float[] panels, float[] bias)
     {
         Outputs = outputs;
         Inputs = inputs;
@@ -46,12 +46,8 @@ public sealed class PackedWeights
         if (!bias.IsEmpty && bias.Length < outputs) ThrowHelper.TooShort(nameof(bias), $"[{outputs}]", outputs, bias.Length);
         int nr = GemmJob.PanelWidth(width), panels = (outputs + nr - 1) / nr;
         var packed = new float[(long)panels * nr * inputs];
-        float[]? paddedBias = null;
-        if (!bias.IsEmpty)
-        {
-            paddedBias = new float[panels * nr];
-            bias[..outputs].CopyTo(paddedBias);
-        }
+        var paddedBias = new float[panels * nr];
+        if (!bias.IsEmpty) bias[..outputs].CopyTo(paddedBias);
         fixed (float* w = weight)
         fixed (float* p = packed)
             GemmJob.ForCurrentThread(WorkspacePool.Shared).Pack(w, inputs, outputs, inputs, p, width, Environment.ProcessorCount);
@@ -145,14 +141,11 @@ public static class Gemm
         int nr = GemmJob.PanelWidth(width), panels = (outputs + nr - 1) / nr;
         int threads = maxDegreeOfParallelism ?? Environment.ProcessorCount;
         float[] packed = ArrayPool<float>.Shared.Rent(checked(panels * nr * inputs));
-        float[]? paddedBias = bias.IsEmpty ? null : ArrayPool<float>.Shared.Rent(panels * nr);
+        float[] paddedBias = ArrayPool<float>.Shared.Rent(panels * nr);
         try
         {
-            if (paddedBias is not null)
-            {
-                bias[..outputs].CopyTo(paddedBias);
-                paddedBias.AsSpan(outputs, panels * nr - outputs).Clear();
-            }
+            paddedBias.AsSpan(0, panels * nr).Clear();
+            bias[..Math.Min(bias.Length, outputs)].CopyTo(paddedBias);
             fixed (float* px = x)
             fixed (float* pw = weight)
             fixed (float* pp = packed)
@@ -167,7 +160,7 @@ public static class Gemm
         finally
         {
             ArrayPool<float>.Shared.Return(packed);
-            if (paddedBias is not null) ArrayPool<float>.Shared.Return(paddedBias);
+            ArrayPool<float>.Shared.Return(paddedBias);
         }
     }
 }

@@ -124,7 +124,12 @@ public sealed class MultiHeadAttention
         try
         {
             Gemm.Multiply(input, _qkv, qkv, tokens, options.MaxDegreeOfParallelism);
-            var shape = Packed(batch, length, length, columns, new TensorLayout((long)length * columns, HeadSize, columns, EmbedDim));
+            long sequence = (long)length * columns;
+            var shape = new AttentionShape(batch, Heads, KeyValueHeads, length, length, HeadSize, HeadSize,
+                new TensorLayout(sequence, HeadSize, columns),
+                new TensorLayout(sequence, HeadSize, columns, EmbedDim),
+                new TensorLayout(sequence, HeadSize, columns, EmbedDim + KeyValueWidth),
+                new TensorLayout((long)length * EmbedDim, HeadSize, EmbedDim));
             Attention.Compute(qkv, qkv, qkv, attention, shape, options, masks);
             Gemm.Multiply(attention, _out, output, tokens, options.MaxDegreeOfParallelism);
         }
@@ -227,14 +232,6 @@ public sealed class MultiHeadAttention
             ArrayPool<float>.Shared.Return(attention);
         }
     }
-
-    /// <summary>Q, K and V inside one packed buffer of <paramref name="columns"/> per token; the output [tokens, E].</summary>
-    private AttentionShape Packed(int batch, int queryLength, int keyLength, int columns, TensorLayout keys) =>
-        new(batch, Heads, KeyValueHeads, queryLength, keyLength, HeadSize, HeadSize,
-            new TensorLayout((long)queryLength * columns, HeadSize, columns),
-            keys,
-            new TensorLayout(keys.BatchStride, keys.HeadStride, keys.RowStride, keys.Offset + KeyValueWidth),
-            new TensorLayout((long)queryLength * EmbedDim, HeadSize, EmbedDim));
 
     private void CheckTokens(ReadOnlySpan<float> tokens, string name, int batch, int length)
     {

@@ -35,13 +35,11 @@ internal static unsafe class GemmKernel<TVec, TOps>
         }
     }
 
-    /// <summary>Rows [r0, r1) × panels [p0, p1) of Y: row blocks outer, so the block's X rows stay in L1 across panels.</summary>
+    /// <summary>Rows [r0, r1) × panels [p0, p1) of Y (bias padded to whole panels): row blocks outer, so the block's X rows stay in L1 across panels.</summary>
     [SkipLocalsInit]
     public static void Block(float* x, nint ldx, float* packed, float* bias, float* y, nint ldy, int n, int k, int r0, int r1, int p0, int p1)
     {
         int nr = PanelWidth;
-        float* zeros = stackalloc float[2 * 64];
-        new Span<float>(zeros, nr).Clear();
         float* edge = stackalloc float[Rows * 2 * 64]; // the right-edge panel's tile, copied out column by column
         for (int r = r0; r < r1; r += Rows)
         {
@@ -49,7 +47,7 @@ internal static unsafe class GemmKernel<TVec, TOps>
             for (int p = p0; p < p1; p++)
             {
                 int columns = Math.Min(nr, n - p * nr);
-                float* panel = packed + (long)p * k * nr, b = bias == null ? zeros : bias + p * nr;
+                float* panel = packed + (long)p * k * nr, b = bias + p * nr;
                 float* target = columns == nr ? y + r * ldy + p * nr : edge;
                 nint stride = columns == nr ? ldy : nr;
                 if (rows == Rows) Micro6(x + r * ldx, ldx, panel, b, target, stride, k);

@@ -38,7 +38,7 @@ internal sealed unsafe class GemmJob : ParallelJob
         Run(panels, (long)n * k < 1 << 18 ? 1 : threads);
     }
 
-    /// <summary>Y [m, n] = X [m, k]·Wᵀ + bias from packed W; bias is padded to whole panels, or null.</summary>
+    /// <summary>Y [m, n] = X [m, k]·Wᵀ + bias from packed W; bias is padded to whole panels (zeros for none).</summary>
     public void Multiply(float* x, nint ldx, float* packed, float* bias, float* y, nint ldy, int m, int n, int k, KernelWidth width, int threads)
     {
         _x = x; _ldx = ldx; _packed = packed; _bias = bias; _y = y; _ldy = ldy; _m = m; _n = n; _k = k; _width = width; _packing = false;
