@@ -35,42 +35,21 @@ internal static unsafe class ElementConversion<TVec, TOps>
     /// <summary><paramref name="count"/> elements of <paramref name="type"/> at <paramref name="source"/> as fp32 (int8 times <paramref name="scale"/>).</summary>
     public static void Widen(ElementType type, byte* source, float* destination, int count, float scale)
     {
-        int w = TOps.Count, i = 0;
         switch (type)
         {
-            case ElementType.Float32:
-                Buffer.MemoryCopy(source, destination, (long)count * 4, (long)count * 4);
-                return;
-            case ElementType.Float16:
-                for (; i + w <= count; i += w) TOps.Store(HalfToSingle<TVec, TOps>(TOps.LoadUInt16Bits((ushort*)source + i)), destination + i);
-                for (; i < count; i++) destination[i] = HalfToSingle<float, ScalarOps>(ScalarOps.LoadUInt16Bits((ushort*)source + i));
-                return;
-            case ElementType.BFloat16:
-                for (; i + w <= count; i += w) TOps.Store(TOps.ShiftLeft(TOps.LoadUInt16Bits((ushort*)source + i), 16), destination + i);
-                for (; i < count; i++) destination[i] = BitConverter.UInt32BitsToSingle((uint)((ushort*)source)[i] << 16);
-                return;
-            default:
-                TVec s = TOps.Create(scale);
-                for (; i + w <= count; i += w) TOps.Store(TOps.Multiply(TOps.LoadInt8((sbyte*)source + i), s), destination + i);
-                for (; i < count; i++) destination[i] = ((sbyte*)source)[i] * scale;
-                return;
+            case ElementType.Float32: Buffer.MemoryCopy(source, destination, (long)count * 4, (long)count * 4); break;
+            case ElementType.Float16: Widen<HalfLoader>(source, destination, count, scale); break;
+            case ElementType.BFloat16: Widen<BFloat16Loader>(source, destination, count, scale); break;
+            default: Widen<Int8Loader>(source, destination, count, scale); break;
         }
     }
 
-    /// <summary>
-    /// IEEE half bit patterns (zero-extended in the lanes) to fp32, exactly: exponent and mantissa moved into
-    /// place and rebiased by a multiply by 2¹¹², which also normalises subnormals; ±∞ and NaN get the all-ones
-    /// exponent (NaN payloads kept, not quietened); the sign is put back last.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV HalfToSingle<TV, TO>(TV bits) where TV : unmanaged where TO : IVectorOps<TV>
+    private static void Widen<TLoad>(byte* source, float* destination, int count, float scale) where TLoad : IElementLoader
     {
-        TV sign = TO.ShiftLeft(TO.And(bits, TO.Create(BitConverter.UInt32BitsToSingle(0x8000u))), 16);
-        TV magnitude = TO.ShiftLeft(TO.And(bits, TO.Create(BitConverter.UInt32BitsToSingle(0x7FFFu))), 13);
-        TV rebiased = TO.Multiply(magnitude, TO.Create(BitConverter.UInt32BitsToSingle(0x7780_0000u))); // 2¹¹²
-        // magnitude ≥ 0x0F80_0000 (half exponent all ones): as fp32 bit patterns of positive numbers compare like integers.
-        TV special = TO.Or(magnitude, TO.Create(BitConverter.UInt32BitsToSingle(0x7000_0000u)));
-        return TO.Or(TO.SelectLess(magnitude, TO.Create(BitConverter.UInt32BitsToSingle(0x0F80_0000u)), rebiased, special), sign);
+        int w = TOps.Count, i = 0;
+        TVec s = TOps.Create(scale);
+        for (; i + w <= count; i += w) TOps.Store(TLoad.Load<TVec, TOps>(source + i * TLoad.Size, s), destination + i);
+        for (; i < count; i++) destination[i] = TLoad.Load<float, ScalarOps>(source + i * TLoad.Size, scale);
     }
 }
 

@@ -57,8 +57,8 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     /// <summary>Lanes below <paramref name="count"/> keep <paramref name="value"/>, the others take <paramref name="fill"/>: a vector tail without scalar code.</summary>
     static abstract TVec SelectFirst(int count, TVec value, TVec fill);
 
-    /// <summary>Count 16-bit patterns from <paramref name="source"/>, zero-extended into the lanes' bits (reads exactly Count·2 bytes).</summary>
-    static abstract TVec LoadUInt16Bits(ushort* source);
+    /// <summary>Count 16-bit patterns from <paramref name="source"/>, sign-extended into the lanes' 32 bits (reads exactly Count·2 bytes).</summary>
+    static abstract TVec LoadInt16Bits(short* source);
 
     /// <summary>Count int8 values from <paramref name="source"/> converted to float (reads exactly Count bytes).</summary>
     static abstract TVec LoadInt8(sbyte* source);
@@ -93,7 +93,7 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
     public static Vector512<float> Indices => Vector512<float>.Indices;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadUInt16Bits(ushort* source) => Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt16Bits(short* source) => Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt8(sbyte* source) => Vector512.ConvertToSingle(Avx512F.IsSupported ? Avx512F.ConvertToVector512Int32(Vector128.Load(source)) : Vector512.WidenLower(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).ToVector512Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> And(Vector512<float> a, Vector512<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Or(Vector512<float> a, Vector512<float> b) => a | b;
@@ -142,7 +142,7 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
     public static Vector256<float> Indices => Vector256<float>.Indices;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadUInt16Bits(ushort* source) => Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt16Bits(short* source) => Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* source) => Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(long*)source).AsSByte()).ToVector256Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> And(Vector256<float> a, Vector256<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Or(Vector256<float> a, Vector256<float> b) => a | b;
@@ -200,7 +200,7 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
     public static Vector128<float> Indices => Vector128<float>.Indices;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadUInt16Bits(ushort* source) => Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)source).AsUInt16()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt16Bits(short* source) => Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)source).AsInt16()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8(sbyte* source) => Vector128.ConvertToSingle(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(int*)source).AsSByte())));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> And(Vector128<float> a, Vector128<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Or(Vector128<float> a, Vector128<float> b) => a | b;
@@ -266,11 +266,11 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
     public static float Indices => 0f;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadUInt16Bits(ushort* source) => BitConverter.UInt32BitsToSingle(ReadUInt16(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt16Bits(short* source) => BitConverter.Int32BitsToSingle(ReadInt16(source));
 
     // Not inlined: inlined, the JIT (10.0.12) folded the 2-byte load and the float move into one 4-byte load,
     // reading 2 bytes past the element (seen in the disassembly of the scalar tail of the Half conversion).
-    [MethodImpl(MethodImplOptions.NoInlining)] private static uint ReadUInt16(ushort* source) => *source;
+    [MethodImpl(MethodImplOptions.NoInlining)] private static int ReadInt16(short* source) => *source;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt8(sbyte* source) => *source;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float And(float a, float b) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) & BitConverter.SingleToUInt32Bits(b));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Or(float a, float b) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) | BitConverter.SingleToUInt32Bits(b));

@@ -1,0 +1,62 @@
+using System.Runtime.CompilerServices;
+
+namespace FastAttention.Kernels;
+
+/// <summary>
+/// How one stored element type becomes fp32 lanes, for kernels that read narrower tensors in place (decode streams
+/// K and V once, so it widens as it goes). <c>scale</c> is the row's int8 scale and is ignored by the other types;
+/// every loader gives exactly what <see cref="ElementConversion{TVec, TOps}"/> writes for the same elements.
+/// </summary>
+internal unsafe interface IElementLoader
+{
+    /// <summary>Bytes per element.</summary>
+    static abstract int Size { get; }
+
+    /// <summary>TOps.Count elements at <paramref name="source"/> as fp32 (int8: times <paramref name="scale"/>).</summary>
+    static abstract TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec>;
+}
+
+internal unsafe struct Float32Loader : IElementLoader
+{
+    public static int Size => 4;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> => TOps.Load((float*)source);
+}
+
+internal unsafe struct HalfLoader : IElementLoader
+{
+    public static int Size => 2;
+
+    /// <summary>
+    /// IEEE half to fp32, exactly, from the sign-extended pattern: shifted left 13, one mask keeps the sign (bit 31)
+    /// with exponent and mantissa in place, and a multiply by 2¹¹² rebiases (normalising subnormals, keeping ±0).
+    /// Only exponent 31 (±∞, NaN) lands at or above 2¹⁶, which no finite half reaches: those lanes take the all-ones
+    /// exponent instead (NaN payloads kept, not quietened).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        TVec t = TOps.And(TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u)));
+        TVec rebiased = TOps.Multiply(t, TOps.Create(BitConverter.UInt32BitsToSingle(0x7780_0000u))); // 2¹¹²
+        return TOps.SelectLess(TOps.Abs(rebiased), TOps.Create(65536f), rebiased, TOps.Or(t, TOps.Create(BitConverter.UInt32BitsToSingle(0x7000_0000u))));
+    }
+}
+
+internal unsafe struct BFloat16Loader : IElementLoader
+{
+    public static int Size => 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 16);
+}
+
+internal unsafe struct Int8Loader : IElementLoader
+{
+    public static int Size => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.Multiply(TOps.LoadInt8((sbyte*)source), scale);
+}
