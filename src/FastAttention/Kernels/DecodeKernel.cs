@@ -33,11 +33,12 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         int stride = PartialStride(args);
         int sliceStride = Planner.DecodeScoreStride(plan.SplitSize, plan.Width); // whole vectors per score row, tails included
 
+        bool inPlace = args.DecodeWidensInPlace;
         fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
         fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
         fixed (float* scores = workspace.Get(2, paddedRows * sliceStride))
         fixed (float* rowStates = workspace.Get(3, 2 * rows))
-        fixed (float* staging = args.Key.IsFloat32 && args.Value.IsFloat32 ? null : workspace.Get(4, count * ((args.Key.IsFloat32 ? 0 : d) + (args.Value.IsFloat32 ? 0 : dv))))
+        fixed (float* staging = (args.Key.IsFloat32 && args.Value.IsFloat32) || inPlace ? null : workspace.Get(4, count * ((args.Key.IsFloat32 ? 0 : d) + (args.Value.IsFloat32 ? 0 : dv))))
         {
             // The partial state of each row: m, l, then the accumulators (copied last). A single slice keeps
             // m and l in the worker's own scratch and writes the output directly: no partials, no merge.
@@ -58,7 +59,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             }
             new Span<float>(accumulators, paddedRows * dv).Clear();
 
-            float* keys, values;
+            float* keys, values; // fp32 rows of the slice (read in place, or widened into staging); unused when inPlace
             nint keyStride, valueStride;
             if (staging == null)
             {
@@ -101,12 +102,15 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                     {
                         float* s = s0 + r * sliceStride;
                         int n = to[r] - from[r];
-                        if (n > 0) DotRow(q0 + r * d, d, keys + from[r] * keyStride, keyStride, n, s + from[r]);
+                        if (n > 0 && inPlace) DotRowInPlace(args.Key, b, kvh, start + from[r], q0 + r * d, d, n, s + from[r]);
+                        else if (n > 0) DotRow<Float32Loader>(q0 + r * d, d, (byte*)(keys + from[r] * keyStride), keyStride, null, n, s + from[r]);
                         if (args.HasScoreTerms) new Span<byte>(codes + from[r], n).Clear();
                         int removed = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, (r0 + r) % queries, s, start, from[r], ref to[r], codes, 1);
                         if (!RowWeights(s, from[r], to[r], state0 + r * stride)) continue;
                         float* output = a0 + r * dv;
-                        if (removed == 0)
+                        if (removed == 0 && inPlace)
+                            AccumulateRowInPlace(args.Value, b, kvh, start + from[r], output, dv, s + from[r], to[r] - from[r]);
+                        else if (removed == 0)
                             MicroKernels<TVec, TOps>.AccumulateRow(output, dv, s + from[r], values + from[r] * valueStride, valueStride, to[r] - from[r]);
                         else
                             MicroKernels<TVec, TOps>.AccumulateRowUnmasked(output, dv, s, values, valueStride, from[r], to[r], codes, 1);
@@ -268,50 +272,88 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     }
 
     /// <summary>
-    /// s[j] = q · k_j for one row and <paramref name="count"/> keys: 4 keys per step, four reductions at once. Each
-    /// key row is read whole before the next (measured here: walking 4 rows side by side halves the bandwidth the
-    /// hardware prefetcher delivers, 9.9 against 22 GB/s).
+    /// s[j] = q · k_j for one row and <paramref name="count"/> keys stored as <typeparamref name="TLoad"/> (widened as
+    /// they are read; int8 key j times keyScales[j]): 4 keys per step, four reductions at once. Each key row is read
+    /// whole before the next (measured here: walking 4 rows side by side halves the bandwidth the hardware
+    /// prefetcher delivers, 9.9 against 22 GB/s). <paramref name="keyStride"/> counts elements.
     /// </summary>
-    private static void DotRow(float* query, int d, float* keys, nint keyStride, int count, float* scores)
+    private static void DotRow<TLoad>(float* query, int d, byte* keys, nint keyStride, float* keyScales, int count, float* scores)
+        where TLoad : IElementLoader
     {
+        nint rowBytes = keyStride * TLoad.Size;
         int j = 0;
         for (; j + 4 <= count; j += 4)
         {
-            float* k0 = keys + j * keyStride;
-            TOps.StoreSums4(DotPartial(query, k0, d), DotPartial(query, k0 + keyStride, d),
-                DotPartial(query, k0 + 2 * keyStride, d), DotPartial(query, k0 + 3 * keyStride, d), scores + j);
-            int vectorEnd = d - d % TOps.Count;
-            for (int t = vectorEnd; t < d; t++)
+            byte* k0 = keys + j * rowBytes;
+            TOps.StoreSums4(DotPartial<TLoad>(query, k0, d, keyScales, j), DotPartial<TLoad>(query, k0 + rowBytes, d, keyScales, j + 1),
+                DotPartial<TLoad>(query, k0 + 2 * rowBytes, d, keyScales, j + 2), DotPartial<TLoad>(query, k0 + 3 * rowBytes, d, keyScales, j + 3), scores + j);
+            for (int t = d - d % TOps.Count; t < d; t++)
             {
                 for (int i = 0; i < 4; i++)
-                    scores[j + i] = float.MultiplyAddEstimate(query[t], k0[i * keyStride + t], scores[j + i]);
+                    scores[j + i] = float.MultiplyAddEstimate(query[t], Element<TLoad>(k0 + i * rowBytes, t, keyScales, j + i), scores[j + i]);
             }
         }
-        for (; j < count; j++) scores[j] = Dot(query, keys + j * keyStride, d);
+        for (; j < count; j++)
+        {
+            byte* key = keys + j * rowBytes;
+            float sum = TOps.SumAcross(DotPartial<TLoad>(query, key, d, keyScales, j));
+            for (int t = d - d % TOps.Count; t < d; t++) sum = float.MultiplyAddEstimate(query[t], Element<TLoad>(key, t, keyScales, j), sum);
+            scores[j] = sum;
+        }
     }
+
+    /// <summary><see cref="DotRow{TLoad}"/> over <paramref name="count"/> key rows of (b, kvh) from <paramref name="first"/>, in their stored type.</summary>
+    private static void DotRowInPlace(in Operand key, int b, int kvh, int first, float* query, int d, int count, float* scores)
+    {
+        byte* rows = key.Row(b, kvh, first);
+        float* scales = RowScales(key, b, kvh, first);
+        switch (key.Type)
+        {
+            case ElementType.Float32: DotRow<Float32Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
+            case ElementType.Float16: DotRow<HalfLoader>(query, d, rows, key.RowStride, scales, count, scores); break;
+            case ElementType.BFloat16: DotRow<BFloat16Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
+            default: DotRow<Int8Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
+        }
+    }
+
+    /// <summary>The weighted sum of <paramref name="count"/> value rows of (b, kvh) from <paramref name="first"/>, in their stored type.</summary>
+    private static void AccumulateRowInPlace(in Operand value, int b, int kvh, int first, float* output, int dv, float* weights, int count)
+    {
+        byte* rows = value.Row(b, kvh, first);
+        float* scales = RowScales(value, b, kvh, first);
+        switch (value.Type)
+        {
+            case ElementType.Float32: MicroKernels<TVec, TOps>.AccumulateRow<Float32Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
+            case ElementType.Float16: MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights, rows, value.RowStride, scales, count); break;
+            case ElementType.BFloat16: MicroKernels<TVec, TOps>.AccumulateRow<BFloat16Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
+            default: MicroKernels<TVec, TOps>.AccumulateRow<Int8Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
+        }
+    }
+
+    /// <summary>The int8 scales of rows first.. of (b, h), or null for the other types.</summary>
+    private static float* RowScales(in Operand tensor, int b, int h, int first) =>
+        tensor.Scales == null ? null : tensor.Scales + b * tensor.ScaleBatchStride + h * tensor.ScaleHeadStride + first;
 
     /// <summary>Lane-wise partial sums of q · k over the whole vectors of a row (the scalar tail is left to the caller).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TVec DotPartial(float* query, float* key, int d)
+    private static TVec DotPartial<TLoad>(float* query, byte* key, int d, float* keyScales, int j) where TLoad : IElementLoader
     {
-        int w = TOps.Count, t = 0;
+        int w = TOps.Count, t = 0, size = TLoad.Size;
+        TVec scale = TLoad.Size == 1 ? TOps.Create(keyScales[j]) : TOps.Zero;
         TVec a = TOps.Zero, b = TOps.Zero;
         for (; t + 2 * w <= d; t += 2 * w)
         {
-            a = TOps.MultiplyAdd(TOps.Load(query + t), TOps.Load(key + t), a);
-            b = TOps.MultiplyAdd(TOps.Load(query + t + w), TOps.Load(key + t + w), b);
+            a = TOps.MultiplyAdd(TOps.Load(query + t), TLoad.Load<TVec, TOps>(key + t * size, scale), a);
+            b = TOps.MultiplyAdd(TOps.Load(query + t + w), TLoad.Load<TVec, TOps>(key + (t + w) * size, scale), b);
         }
-        if (t + w <= d) a = TOps.MultiplyAdd(TOps.Load(query + t), TOps.Load(key + t), a);
+        if (t + w <= d) a = TOps.MultiplyAdd(TOps.Load(query + t), TLoad.Load<TVec, TOps>(key + t * size, scale), a);
         return TOps.Add(a, b);
     }
 
-    /// <summary>q · k, vector part and scalar tail.</summary>
-    private static float Dot(float* query, float* key, int d)
-    {
-        float sum = TOps.SumAcross(DotPartial(query, key, d));
-        for (int t = d - d % TOps.Count; t < d; t++) sum = float.MultiplyAddEstimate(query[t], key[t], sum);
-        return sum;
-    }
+    /// <summary>Element t of a stored row, widened (int8 times the row's scale).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Element<TLoad>(byte* row, int t, float* scales, int j) where TLoad : IElementLoader =>
+        TLoad.Load<float, ScalarOps>(row + t * TLoad.Size, TLoad.Size == 1 ? scales[j] : 1f);
 
     /// <summary>
     /// s[r, j] = q_r · k_j for 4 rows and <paramref name="count"/> keys, straight from the key rows: 4 keys at a

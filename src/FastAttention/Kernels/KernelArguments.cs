@@ -40,6 +40,14 @@ internal unsafe struct KernelArguments
     /// <summary>Whether scores need more than the scale: soft-cap, bias, ALiBi or a boolean mask.</summary>
     public readonly bool HasScoreTerms => SoftCap != 0f || Bias != null || Mask != null || AlibiSlopes != null;
 
+    /// <summary>
+    /// Decode reads keys or values stored narrower than fp32 in place, widening as it goes: for plain decode rows
+    /// (fewer than one 4-row block per key-value head) with no tensor mask that could remove keys inside a range.
+    /// Otherwise each slice's visible rows are widened into scratch first.
+    /// </summary>
+    public readonly bool DecodeWidensInPlace =>
+        (!Key.IsFloat32 || !Value.IsFloat32) && GroupSize * QueryCount < MicroKernels<float, ScalarOps>.Rows && Mask == null && Bias == null;
+
     /// <summary>Keys of batch <paramref name="b"/>: its key length, or the key count.</summary>
     public readonly int KeyLength(int b) => KeyLengths == null ? KeyCount : KeyLengths[b];
 

@@ -136,23 +136,33 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// Keys run inside column chunks of 8 or 4 vectors held in registers, so each value row is read as one
     /// sequential run per chunk and the accumulators form independent FMA chains.
     /// </summary>
-    public static void AccumulateRow(float* output, int columns, float* weights, float* value, nint valueStride, int count)
+    public static void AccumulateRow(float* output, int columns, float* weights, float* value, nint valueStride, int count) =>
+        AccumulateRow<Float32Loader>(output, columns, weights, (byte*)value, valueStride, null, count);
+
+    /// <summary>
+    /// <see cref="AccumulateRow(float*, int, float*, float*, nint, int)"/> over value rows stored as <typeparamref name="TLoad"/>,
+    /// widened as they are read (int8 rows times their scale, <paramref name="scales"/>[j] for row j);
+    /// <paramref name="valueStride"/> counts elements.
+    /// </summary>
+    public static void AccumulateRow<TLoad>(float* output, int columns, float* weights, byte* value, nint valueStride, float* scales, int count)
+        where TLoad : IElementLoader
     {
-        int w = TOps.Count;
+        int w = TOps.Count, size = TLoad.Size;
+        nint rowBytes = valueStride * size;
         int c = 0;
         for (; c + 8 * w <= columns; c += 8 * w)
         {
             float* o = output + c;
             TVec a0 = TOps.Load(o), a1 = TOps.Load(o + w), a2 = TOps.Load(o + 2 * w), a3 = TOps.Load(o + 3 * w);
             TVec a4 = TOps.Load(o + 4 * w), a5 = TOps.Load(o + 5 * w), a6 = TOps.Load(o + 6 * w), a7 = TOps.Load(o + 7 * w);
-            float* v = value + c;
-            for (int j = 0; j < count; j++, v += valueStride)
+            byte* v = value + c * size;
+            for (int j = 0; j < count; j++, v += rowBytes)
             {
-                TVec b = TOps.Create(weights[j]);
-                a0 = TOps.MultiplyAdd(b, TOps.Load(v), a0); a1 = TOps.MultiplyAdd(b, TOps.Load(v + w), a1);
-                a2 = TOps.MultiplyAdd(b, TOps.Load(v + 2 * w), a2); a3 = TOps.MultiplyAdd(b, TOps.Load(v + 3 * w), a3);
-                a4 = TOps.MultiplyAdd(b, TOps.Load(v + 4 * w), a4); a5 = TOps.MultiplyAdd(b, TOps.Load(v + 5 * w), a5);
-                a6 = TOps.MultiplyAdd(b, TOps.Load(v + 6 * w), a6); a7 = TOps.MultiplyAdd(b, TOps.Load(v + 7 * w), a7);
+                TVec b = TOps.Create(weights[j]), sc = RowScale<TLoad>(scales, j);
+                a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
+                a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
+                a4 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 4 * w * size, sc), a4); a5 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 5 * w * size, sc), a5);
+                a6 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 6 * w * size, sc), a6); a7 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 7 * w * size, sc), a7);
             }
             TOps.Store(a0, o); TOps.Store(a1, o + w); TOps.Store(a2, o + 2 * w); TOps.Store(a3, o + 3 * w);
             TOps.Store(a4, o + 4 * w); TOps.Store(a5, o + 5 * w); TOps.Store(a6, o + 6 * w); TOps.Store(a7, o + 7 * w);
@@ -161,32 +171,37 @@ internal static unsafe class MicroKernels<TVec, TOps>
         {
             float* o = output + c;
             TVec a0 = TOps.Load(o), a1 = TOps.Load(o + w), a2 = TOps.Load(o + 2 * w), a3 = TOps.Load(o + 3 * w);
-            float* v = value + c;
-            for (int j = 0; j < count; j++, v += valueStride)
+            byte* v = value + c * size;
+            for (int j = 0; j < count; j++, v += rowBytes)
             {
-                TVec b = TOps.Create(weights[j]);
-                a0 = TOps.MultiplyAdd(b, TOps.Load(v), a0); a1 = TOps.MultiplyAdd(b, TOps.Load(v + w), a1);
-                a2 = TOps.MultiplyAdd(b, TOps.Load(v + 2 * w), a2); a3 = TOps.MultiplyAdd(b, TOps.Load(v + 3 * w), a3);
+                TVec b = TOps.Create(weights[j]), sc = RowScale<TLoad>(scales, j);
+                a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
+                a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
             }
             TOps.Store(a0, o); TOps.Store(a1, o + w); TOps.Store(a2, o + 2 * w); TOps.Store(a3, o + 3 * w);
         }
         for (; c + w <= columns; c += w)
         {
             TVec a = TOps.Load(output + c);
-            float* v = value + c;
-            for (int j = 0; j < count; j++, v += valueStride)
-                a = TOps.MultiplyAdd(TOps.Create(weights[j]), TOps.Load(v), a);
+            byte* v = value + c * size;
+            for (int j = 0; j < count; j++, v += rowBytes)
+                a = TOps.MultiplyAdd(TOps.Create(weights[j]), TLoad.Load<TVec, TOps>(v, RowScale<TLoad>(scales, j)), a);
             TOps.Store(a, output + c);
         }
         for (; c < columns; c++)
         {
             float a = output[c];
-            float* v = value + c;
-            for (int j = 0; j < count; j++, v += valueStride)
-                a = float.MultiplyAddEstimate(weights[j], *v, a);
+            byte* v = value + c * size;
+            for (int j = 0; j < count; j++, v += rowBytes)
+                a = float.MultiplyAddEstimate(weights[j], TLoad.Load<float, ScalarOps>(v, TLoad.Size == 1 ? scales[j] : 1f), a);
             output[c] = a;
         }
     }
+
+    /// <summary>Row j's int8 scale as a vector; a constant nothing reads for the other element types.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec RowScale<TLoad>(float* scales, int j) where TLoad : IElementLoader =>
+        TLoad.Size == 1 ? TOps.Create(scales[j]) : TOps.Zero;
 
     /// <summary>
     /// <see cref="AccumulateRow"/> over the keys x in [from, to) whose bit <paramref name="bit"/> in codes[x] is clear,

@@ -100,8 +100,8 @@ internal static class Planner
             Threads = work < ParallelThreshold ? 1 : Math.Max(1, maxThreads),
             Scratch = WorkerScratchFor(RoundUp(rows, BlockRows), args.HeadSize, args.ValueHeadSize, RoundUp(rows, BlockRows) * DecodeScoreStride(splitSize, width)) with
             {
-                // Keys and values not in fp32 are widened a slice at a time into the worker's scratch.
-                Staging = splitSize * ((args.Key.IsFloat32 ? 0 : args.HeadSize) + (args.Value.IsFloat32 ? 0 : args.ValueHeadSize)),
+                // Keys and values not in fp32 are widened a slice at a time into the worker's scratch (unless read in place).
+                Staging = args.DecodeWidensInPlace ? 0 : splitSize * ((args.Key.IsFloat32 ? 0 : args.HeadSize) + (args.Value.IsFloat32 ? 0 : args.ValueHeadSize)),
             },
         };
     }

@@ -57,14 +57,18 @@ public class ElementTypeProperties
         });
 
     [Theory]
-    [InlineData("Half")]
-    [InlineData("BFloat16")]
-    [InlineData("Int8")]
-    public void LongDecode_NarrowKeysAndValues_EqualFp32OnTheWidenedValues(string stored)
+    [InlineData("Half", 4)]
+    [InlineData("BFloat16", 4)]
+    [InlineData("Int8", 4)]
+    [InlineData("Half", 1)]
+    [InlineData("BFloat16", 1)]
+    [InlineData("Int8", 1)]
+    public void LongDecode_NarrowKeysAndValues_EqualFp32OnTheWidenedValues(string stored, int group)
     {
         var storage = Enum.Parse<Storage>(stored);
-        // Several 512-key slices, a window and key lengths: staging widens only what some query row sees.
-        var spec = new ProblemSpec(2, 8, 2, 1, 1500, 64, 64, LayoutKind.Bshd, CausalMask.BottomRight, null, 2f, 7);
+        // Several 512-key slices, a window and key lengths. A group of 4 rows widens each slice's visible rows into
+        // scratch; a single row per head reads K and V in place, widening as it goes.
+        var spec = new ProblemSpec(2, 2 * group, 2, 1, 1500, 72, 72, LayoutKind.Bshd, CausalMask.BottomRight, null, 2f, 7);
         var masks = MaskSpec.None with { KeyLengths = true, Window = new SlidingWindow(700, 0), Seed = 3 };
         var typed = TypedProblem.Create(MaskedProblem.Create(spec, masks), Storage.Float32, storage, storage);
         foreach (KernelWidth width in KernelDispatch.All)
