@@ -310,7 +310,16 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         switch (key.Type)
         {
             case ElementType.Float32: DotRow<Float32Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
-            case ElementType.Float16: DotRow<HalfLoader>(query, d, rows, key.RowStride, scales, count, scores); break;
+            case ElementType.Float16:
+                // A few keys at a time, so that the scan brings them into L1 for the dot products right after it.
+                for (int j = 0; j < count; j += HalfScanRows)
+                {
+                    byte* chunk = rows + j * key.RowStride * 2;
+                    int n = Math.Min(HalfScanRows, count - j);
+                    if (ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, key.RowStride, n, d)) DotRow<FiniteHalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
+                    else DotRow<HalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
+                }
+                break;
             case ElementType.BFloat16: DotRow<BFloat16Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
             default: DotRow<Int8Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
         }
@@ -324,11 +333,23 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         switch (value.Type)
         {
             case ElementType.Float32: MicroKernels<TVec, TOps>.AccumulateRow<Float32Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
-            case ElementType.Float16: MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights, rows, value.RowStride, scales, count); break;
+            case ElementType.Float16:
+                // Value rows a few at a time, each chunk scanned and then added (in key order: the same sums).
+                for (int j = 0; j < count; j += HalfScanRows)
+                {
+                    byte* chunk = rows + j * value.RowStride * 2;
+                    int n = Math.Min(HalfScanRows, count - j);
+                    if (ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, value.RowStride, n, dv)) MicroKernels<TVec, TOps>.AccumulateRow<FiniteHalfLoader>(output, dv, weights + j, chunk, value.RowStride, null, n);
+                    else MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights + j, chunk, value.RowStride, null, n);
+                }
+                break;
             case ElementType.BFloat16: MicroKernels<TVec, TOps>.AccumulateRow<BFloat16Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
             default: MicroKernels<TVec, TOps>.AccumulateRow<Int8Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
         }
     }
+
+    // Half rows scanned for ±∞/NaN at a time before they are used: few enough to stay in L1 in between.
+    private const int HalfScanRows = 16;
 
     /// <summary>The int8 scales of rows first.. of (b, h), or null for the other types.</summary>
     private static float* RowScales(in Operand tensor, int b, int h, int first) =>

@@ -43,6 +43,20 @@ internal unsafe struct HalfLoader : IElementLoader
     }
 }
 
+/// <summary>
+/// <see cref="HalfLoader"/> for halves known to be finite (see <see cref="ElementConversion{TVec, TOps}.AllHalvesFinite"/>):
+/// the same bits without the ±∞/NaN fix-up, three operations fewer per vector.
+/// </summary>
+internal unsafe struct FiniteHalfLoader : IElementLoader
+{
+    public static int Size => 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.Multiply(TOps.And(TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u))),
+            TOps.Create(BitConverter.UInt32BitsToSingle(0x7780_0000u)));
+}
+
 internal unsafe struct BFloat16Loader : IElementLoader
 {
     public static int Size => 2;

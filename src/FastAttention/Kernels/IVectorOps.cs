@@ -60,6 +60,16 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     /// <summary>Count 16-bit patterns from <paramref name="source"/>, sign-extended into the lanes' 32 bits (reads exactly Count·2 bytes).</summary>
     static abstract TVec LoadInt16Bits(short* source);
 
+    /// <summary>
+    /// Folds Count IEEE half patterns at <paramref name="source"/> into <paramref name="tracker"/> (zero to start): per
+    /// 16-bit lane, the largest pattern shifted left by one (the sign dropped). Works on 16-bit lanes, half a
+    /// vector's width, so scanning costs a fraction of a conversion.
+    /// </summary>
+    static abstract TVec MaxHalfBits(TVec tracker, short* source);
+
+    /// <summary>Whether a tracker of <see cref="MaxHalfBits"/> saw ±∞ or NaN (exponent all ones: shifted pattern ≥ 0xF800).</summary>
+    static abstract bool AnyNonFiniteHalf(TVec tracker);
+
     /// <summary>Count int8 values from <paramref name="source"/> converted to float (reads exactly Count bytes).</summary>
     static abstract TVec LoadInt8(sbyte* source);
 
@@ -93,6 +103,11 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
     public static Vector512<float> Indices => Vector512<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> MaxHalfBits(Vector512<float> tracker, short* source) =>
+        Vector256.Max(tracker.GetLower().AsUInt16(), Vector256.ShiftLeft(Vector256.Load((ushort*)source), 1)).AsSingle().ToVector512Unsafe();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool AnyNonFiniteHalf(Vector512<float> tracker) => Vector256.GreaterThanOrEqualAny(tracker.GetLower().AsUInt16(), Vector256.Create((ushort)0xF800));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt16Bits(short* source) => Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt8(sbyte* source) => Vector512.ConvertToSingle(Avx512F.IsSupported ? Avx512F.ConvertToVector512Int32(Vector128.Load(source)) : Vector512.WidenLower(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).ToVector512Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> And(Vector512<float> a, Vector512<float> b) => a & b;
@@ -142,6 +157,11 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
     public static Vector256<float> Indices => Vector256<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> MaxHalfBits(Vector256<float> tracker, short* source) =>
+        Vector128.Max(tracker.GetLower().AsUInt16(), Vector128.ShiftLeft(Vector128.Load((ushort*)source), 1)).AsSingle().ToVector256Unsafe();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool AnyNonFiniteHalf(Vector256<float> tracker) => Vector128.GreaterThanOrEqualAny(tracker.GetLower().AsUInt16(), Vector128.Create((ushort)0xF800));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt16Bits(short* source) => Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* source) => Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(long*)source).AsSByte()).ToVector256Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> And(Vector256<float> a, Vector256<float> b) => a & b;
@@ -200,6 +220,11 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
     public static Vector128<float> Indices => Vector128<float>.Indices;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> MaxHalfBits(Vector128<float> tracker, short* source) =>
+        Vector128.Max(tracker.AsUInt16(), Vector128.ShiftLeft(Vector128.CreateScalar(*(ulong*)source).AsUInt16(), 1)).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool AnyNonFiniteHalf(Vector128<float> tracker) => Vector128.GreaterThanOrEqualAny(tracker.AsUInt16(), Vector128.Create((ushort)0xF800));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt16Bits(short* source) => Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)source).AsInt16()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8(sbyte* source) => Vector128.ConvertToSingle(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(int*)source).AsSByte())));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> And(Vector128<float> a, Vector128<float> b) => a & b;
@@ -266,6 +291,10 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
     public static float Indices => 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float MaxHalfBits(float tracker, short* source) =>
+        BitConverter.UInt32BitsToSingle(Math.Max(BitConverter.SingleToUInt32Bits(tracker), (uint)(ushort)(ReadInt16(source) << 1)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool AnyNonFiniteHalf(float tracker) => BitConverter.SingleToUInt32Bits(tracker) >= 0xF800u;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt16Bits(short* source) => BitConverter.Int32BitsToSingle(ReadInt16(source));
 
     // Not inlined: inlined, the JIT (10.0.12) folded the 2-byte load and the float move into one 4-byte load,

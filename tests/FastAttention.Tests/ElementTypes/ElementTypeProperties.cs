@@ -80,4 +80,31 @@ public class ElementTypeProperties
             typed.Widened.AssertClose(actual, lse);
         }
     }
+
+    [Theory]
+    [InlineData(1, 1)]   // plain decode: K and V read in place
+    [InlineData(4, 1)]   // a group of 4 rows: each slice widened into scratch
+    [InlineData(1, 40)]  // prefill
+    public void HalfKeysAndValues_WithInfinityAndNaN_PropagateAsFp32OnTheWidenedValues(int group, int queries)
+    {
+        // ±∞ and NaN in visible Half rows take the conversion's exact path; the rest of the rows the fast one.
+        var spec = new ProblemSpec(1, 2 * group, 2, queries, 700, 64, 64, LayoutKind.Bhsd, CausalMask.None, null, 1f, 5);
+        var problem = MaskedProblem.Create(spec, MaskSpec.None);
+        float[] key = problem.Problem.Key, value = problem.Problem.Value;
+        key[3 * 64 + 5] = float.PositiveInfinity;       // head 0, key 3
+        value[(700 + 650) * 64 + 7] = float.NaN;          // head 1, key 650
+        value[(700 + 20) * 64 + 9] = float.NegativeInfinity;
+        var typed = TypedProblem.Create(problem, Storage.Float32, Storage.Half, Storage.Half);
+        foreach (KernelWidth width in KernelDispatch.All)
+        {
+            var (expected, expectedLse) = typed.Widened.Run(width, 1);
+            var (actual, lse) = typed.Run(Storage.Float32, width, 1);
+            Assert.Contains(actual, float.IsNaN); // the specials reached the output
+            for (int n = 0; n < actual.Length; n++)
+                Assert.True(BitConverter.SingleToInt32Bits(actual[n]) == BitConverter.SingleToInt32Bits(expected[n]) || (float.IsNaN(actual[n]) && float.IsNaN(expected[n])),
+                    $"{width}: output {n} is {actual[n]}, fp32 on the widened values gives {expected[n]}");
+            for (int n = 0; n < lse.Length; n++)
+                Assert.True(BitConverter.SingleToInt32Bits(lse[n]) == BitConverter.SingleToInt32Bits(expectedLse[n]) || (float.IsNaN(lse[n]) && float.IsNaN(expectedLse[n])), $"{width}: log-sum-exp {n}");
+        }
+    }
 }
