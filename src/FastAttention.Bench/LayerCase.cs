@@ -33,10 +33,10 @@ public sealed record LayerCase(string Name, double Flops, Func<int, Action> Prep
     });
 
     /// <summary>One decode step at a cache of <paramref name="cached"/> positions: projections (2·E·4E) and attention (4·cached·E).</summary>
-    private static LayerCase Step(string name, int cached, int e, int h) => new(name, 2.0 * e * 4 * e + 4.0 * cached * e, threads =>
+    private static LayerCase Step(string name, int cached, int e, int h, KeyValueStorage storage = KeyValueStorage.Float32) => new(name, 2.0 * e * 4 * e + 4.0 * cached * e, threads =>
     {
         var layer = Layer(e, h);
-        var cache = new KeyValueCache(1, h, e / h, cached + 1);
+        var cache = new KeyValueCache(1, h, e / h, cached + 1, storage: storage);
         var prompt = Random((long)cached * e, 13);
         var scratch = new float[prompt.Length];
         layer.ForwardStep(prompt, cache, scratch, cached);
@@ -57,5 +57,7 @@ public sealed record LayerCase(string Name, double Flops, Func<int, Action> Prep
         Gemm("gemm2048x512x512", 2048, 512, 512),
         Forward("mha-L512-E512-H8", 512, 512, 8),
         Step("mha-step-cache4096-E512-H8", 4096, 512, 8),
+        Step("mha-step-cache4096-E512-H8-f16cache", 4096, 512, 8, KeyValueStorage.Half),
+        Step("mha-step-cache4096-E512-H8-i8cache", 4096, 512, 8, KeyValueStorage.Int8),
     ];
 }

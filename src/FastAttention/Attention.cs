@@ -346,7 +346,9 @@ public static unsafe partial class Attention
         int rows = ScaleRows(tensor, shape);
         if (rows < shape.KeyCount)
             ThrowHelper.ArgumentOutOfRange(name, $"{name}.ScaleRows = {rows} is less than the key count {shape.KeyCount}.");
-        long needed = (long)shape.Batch * shape.KeyValueHeads * rows;
+        // Row j of head (b, h) reads scale (b·Hkv + h)·rows + j: the last head needs only its first keyCount rows.
+        long heads = (long)shape.Batch * shape.KeyValueHeads;
+        long needed = heads == 0 ? 0 : (heads - 1) * rows + shape.KeyCount;
         if (tensor.Scales.Length < needed)
             ThrowHelper.TooShort(name, $"{name}.Scales", $"[{shape.Batch}, {shape.KeyValueHeads}, {rows}]", needed, tensor.Scales.Length);
     }

@@ -25,7 +25,7 @@ public readonly ref struct AttentionTensor
     /// <summary>Elements in the tensor's buffer.</summary>
     public int Length { get; }
 
-    /// <summary>Int8 only: the scale of each row, <c>[batch, heads, <see cref="ScaleRows"/>]</c> dense.</summary>
+    /// <summary>Int8 only: the scale of each row, <c>[batch, heads, <see cref="ScaleRows"/>]</c> dense (the last head's rows past the key count may be absent).</summary>
     public ReadOnlySpan<float> Scales { get; }
 
     /// <summary>Int8 only: rows per head in <see cref="Scales"/>; 0 means the shape's row count (key count).</summary>

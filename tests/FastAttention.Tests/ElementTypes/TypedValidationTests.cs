@@ -72,6 +72,19 @@ public class TypedValidationTests
     }
 
     [Fact]
+    public void Compute_Int8Scales_NeedOnlyTheRowsTheKeysUse()
+    {
+        // scaleRows 9 for 7 keys over 2·2 heads: the last head reads scales 27..33, so 34 suffice and 33 do not.
+        var shape = AttentionShape.Bhsd(2, 2, 2, 1, 7, 4);
+        var k = new sbyte[shape.KeyLength];
+        var o = new float[shape.OutputLength];
+        Attention.Compute(new float[shape.QueryLength], AttentionTensor.Int8(k, new float[34], 9), AttentionTensor.Int8(new sbyte[shape.ValueLength], new float[34], 9), o, shape);
+        var e = Throws("key", () => Attention.Compute(new float[shape.QueryLength], AttentionTensor.Int8(k, new float[33], 9),
+            AttentionTensor.Int8(new sbyte[shape.ValueLength], new float[34], 9), o, shape));
+        Assert.Contains("34", e.Message);
+    }
+
+    [Fact]
     public void Compute_HalfOutputOverlapsHalfQuery_ThrowsNamingOutput()
     {
         var shared = new Half[Shape.QueryLength + Shape.OutputLength];

@@ -123,6 +123,68 @@ public class MultiHeadAttentionTests
         }
     }
 
+    [Theory]
+    [InlineData(KeyValueStorage.Half, false)]
+    [InlineData(KeyValueStorage.Int8, false)]
+    [InlineData(KeyValueStorage.Half, true)]
+    [InlineData(KeyValueStorage.Int8, true)]
+    public void ForwardStep_NarrowCache_EqualsAttentionOverTheRoundedKeysAndValues(KeyValueStorage storage, bool sliding)
+    {
+        // The layer with a Half or int8 cache must give exactly: the same projections (the GEMM gives every token the
+        // same bits in any batch), keys and values rounded or quantised row by row, attention over them, the output
+        // projection. Built here by hand from the public pieces; sliding eviction moves rows and their scales.
+        const int e = 32, h = 4, hkv = 2, dh = 8, capacity = 10, total = 23;
+        var reference = ReferenceLayer.Random(e, h, hkv, 41);
+        var layer = reference.Layer();
+        var x = Tokens(total * e, 42);
+        int kv = hkv * dh, columns = e + 2 * kv;
+        var qkv = new float[total * columns];
+        var fused = reference.Wq.Concat(reference.Wk).Concat(reference.Wv).ToArray();
+        Gemm.Multiply(x, fused, reference.Bq.Concat(reference.Bk).Concat(reference.Bv).ToArray(), qkv, total, columns, e);
+        var cache = new KeyValueCache(1, hkv, dh, sliding ? capacity : total, sliding, storage);
+        var fp32Cache = new KeyValueCache(1, hkv, dh, sliding ? capacity : total, sliding);
+        for (int t = 0; t < total; t++)
+        {
+            var y = new float[e];
+            layer.ForwardStep(x.AsSpan(t * e, e), cache, y, 1);
+            int first = sliding ? Math.Max(0, t - capacity + 1) : 0, n = t - first + 1;
+            // K and V [1, Hkv, n, Dh] of the live positions, stored the way the cache stores them.
+            var keys = new float[hkv * n * dh];
+            var values = new float[hkv * n * dh];
+            for (int g = 0; g < hkv; g++)
+            for (int j = 0; j < n; j++)
+            {
+                qkv.AsSpan((first + j) * columns + e + g * dh, dh).CopyTo(keys.AsSpan((g * n + j) * dh));
+                qkv.AsSpan((first + j) * columns + e + kv + g * dh, dh).CopyTo(values.AsSpan((g * n + j) * dh));
+            }
+            var shape = new AttentionShape(1, h, hkv, 1, n, dh, dh, new TensorLayout(columns, dh, columns), new TensorLayout(n * dh, n * dh, dh),
+                new TensorLayout(n * dh, n * dh, dh), new TensorLayout(e, dh, e));
+            var attention = new float[e];
+            var options = new AttentionOptions { Causal = CausalMask.BottomRight };
+            if (storage == KeyValueStorage.Half)
+            {
+                Attention.Compute(qkv.AsSpan(t * columns, columns), Array.ConvertAll(keys, v => (Half)v), Array.ConvertAll(values, v => (Half)v), attention, shape, options);
+            }
+            else
+            {
+                sbyte[] ki = new sbyte[keys.Length], vi = new sbyte[values.Length];
+                float[] ks = new float[hkv * n], vs = new float[hkv * n];
+                Int8Quantization.QuantizeRows(keys, dh, ki, ks);
+                Int8Quantization.QuantizeRows(values, dh, vi, vs);
+                Attention.Compute(qkv.AsSpan(t * columns, columns), AttentionTensor.Int8(ki, ks), AttentionTensor.Int8(vi, vs), attention, shape, options);
+            }
+            var expected = new float[e];
+            Gemm.Multiply(attention, reference.Wo, reference.Bo, expected, 1, e, e);
+            Assert.True(expected.AsSpan().SequenceEqual(y), $"position {t}: the {storage} cache differs from attention over the {storage} keys and values");
+
+            // And close to the fp32 cache: within what rounding K and V to 11 (Half) or 8 (int8) bits allows here.
+            var y32 = new float[e];
+            layer.ForwardStep(x.AsSpan(t * e, e), fp32Cache, y32, 1);
+            double tolerance = storage == KeyValueStorage.Half ? 1e-2 : 5e-2;
+            for (int c = 0; c < e; c++) Assert.True(Math.Abs(y[c] - y32[c]) <= tolerance, $"position {t}: {y[c]} vs fp32 cache {y32[c]}");
+        }
+    }
+
     [Fact]
     public void ForwardStep_FullCache_ThrowsAndChangesNothing()
     {
