@@ -150,7 +150,17 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 if (commonTo > commonFrom)
                 {
                     if (!anyRemoved)
-                        MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + commonFrom, sliceStride, values + commonFrom * valueStride, valueStride, commonTo - commonFrom);
+                    {
+                        // Two rows at a time, each value row read whole and in order (full prefetch bandwidth), a few
+                        // keys at a time so that rows 2–3 find them in L1 right after rows 0–1.
+                        for (int x = commonFrom; x < commonTo; x += PairChunk)
+                        {
+                            float* v = values + x * valueStride;
+                            int n = Math.Min(PairChunk, commonTo - x);
+                            MicroKernels<TVec, TOps>.AccumulateRows2(a0, dv, s0 + x, sliceStride, v, valueStride, n);
+                            MicroKernels<TVec, TOps>.AccumulateRows2(a0 + 2 * dv, dv, s0 + 2 * sliceStride + x, sliceStride, v, valueStride, n);
+                        }
+                    }
                     else
                         MicroKernels<TVec, TOps>.AccumulateUnmasked(a0, dv, s0, sliceStride, values, valueStride, commonFrom, commonTo, codes);
                 }
@@ -389,9 +399,76 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             // load each query vector once per 4 keys instead of once per key.
             for (; j + 4 <= count; j += 4) DotBlockCached(query, d, keys + j * keyStride, keyStride, scores + j, scoreStride);
         }
+        if (d % TOps.Count == 0 && d <= 8 * TOps.Count)
+        {
+            // A few keys at a time for rows 0–1, then the same keys (now in L1) for rows 2–3: the memory stream
+            // pauses only briefly, and the prefetcher keeps running ahead.
+            for (; j + 4 <= count; j += PairChunk)
+            {
+                int blocks = Math.Min(PairChunk, count - j) / 4;
+                DotRowPairsHeld(query, d, keys + j * keyStride, keyStride, blocks, scores + j, scoreStride);
+                DotRowPairsHeld(query + 2 * d, d, keys + j * keyStride, keyStride, blocks, scores + j + 2 * scoreStride, scoreStride);
+                if (blocks * 4 < PairChunk) { j += blocks * 4; break; }
+            }
+        }
         for (; j + 4 <= count; j += 4) DotBlock(query, d, keys + j * keyStride, keyStride, scores + j, scoreStride);
         for (; j < count; j++) DotColumn(query, d, keys + j * keyStride, scores + j, scoreStride);
     }
+
+    /// <summary>
+    /// Two query rows × 4·<paramref name="blocks"/> keys with the two rows held in registers (head sizes of at most 8
+    /// whole vectors): per vector of a key, one load and two FMAs, where <see cref="DotBlock"/> loads the 4 query
+    /// vectors again for every key vector (5 loads per 4 FMAs: load-bound). Keys are still read one whole row after
+    /// the other. Called once per pair of the block's rows; the second pass finds the keys in cache.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotRowPairsHeld(float* query, int d, float* keys, nint keyStride, int blocks, float* scores, int scoreStride)
+    {
+        int w = TOps.Count, n = d / w;
+        float* qa = query, qb = query + d;
+        TVec a0 = TOps.Load(qa), b0 = TOps.Load(qb);
+        TVec a1 = n > 1 ? TOps.Load(qa + w) : TOps.Zero, b1 = n > 1 ? TOps.Load(qb + w) : TOps.Zero;
+        TVec a2 = n > 2 ? TOps.Load(qa + 2 * w) : TOps.Zero, b2 = n > 2 ? TOps.Load(qb + 2 * w) : TOps.Zero;
+        TVec a3 = n > 3 ? TOps.Load(qa + 3 * w) : TOps.Zero, b3 = n > 3 ? TOps.Load(qb + 3 * w) : TOps.Zero;
+        TVec a4 = n > 4 ? TOps.Load(qa + 4 * w) : TOps.Zero, b4 = n > 4 ? TOps.Load(qb + 4 * w) : TOps.Zero;
+        TVec a5 = n > 5 ? TOps.Load(qa + 5 * w) : TOps.Zero, b5 = n > 5 ? TOps.Load(qb + 5 * w) : TOps.Zero;
+        TVec a6 = n > 6 ? TOps.Load(qa + 6 * w) : TOps.Zero, b6 = n > 6 ? TOps.Load(qb + 6 * w) : TOps.Zero;
+        TVec a7 = n > 7 ? TOps.Load(qa + 7 * w) : TOps.Zero, b7 = n > 7 ? TOps.Load(qb + 7 * w) : TOps.Zero;
+        for (int block = 0; block < blocks; block++)
+        {
+            float* k = keys + 4 * block * keyStride;
+            TVec sa0 = TOps.Zero, sa1 = TOps.Zero, sa2 = TOps.Zero, sa3 = TOps.Zero;
+            TVec sb0 = TOps.Zero, sb1 = TOps.Zero, sb2 = TOps.Zero, sb3 = TOps.Zero;
+            HeldKey(k, n, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, ref sa0, ref sb0);
+            HeldKey(k + keyStride, n, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, ref sa1, ref sb1);
+            HeldKey(k + 2 * keyStride, n, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, ref sa2, ref sb2);
+            HeldKey(k + 3 * keyStride, n, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, ref sa3, ref sb3);
+            TOps.StoreSums4(sa0, sa1, sa2, sa3, scores + 4 * block);
+            TOps.StoreSums4(sb0, sb1, sb2, sb3, scores + scoreStride + 4 * block);
+        }
+    }
+
+    /// <summary>One key row (n ≤ 8 vectors) against two query rows held in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void HeldKey(float* k, int n, TVec a0, TVec a1, TVec a2, TVec a3, TVec a4, TVec a5, TVec a6, TVec a7,
+        TVec b0, TVec b1, TVec b2, TVec b3, TVec b4, TVec b5, TVec b6, TVec b7, ref TVec sa, ref TVec sb)
+    {
+        int w = TOps.Count;
+        TVec x = TOps.Load(k);
+        TVec ra = TOps.Multiply(a0, x), rb = TOps.Multiply(b0, x);
+        if (n > 1) { x = TOps.Load(k + w); ra = TOps.MultiplyAdd(a1, x, ra); rb = TOps.MultiplyAdd(b1, x, rb); }
+        if (n > 2) { x = TOps.Load(k + 2 * w); ra = TOps.MultiplyAdd(a2, x, ra); rb = TOps.MultiplyAdd(b2, x, rb); }
+        if (n > 3) { x = TOps.Load(k + 3 * w); ra = TOps.MultiplyAdd(a3, x, ra); rb = TOps.MultiplyAdd(b3, x, rb); }
+        if (n > 4) { x = TOps.Load(k + 4 * w); ra = TOps.MultiplyAdd(a4, x, ra); rb = TOps.MultiplyAdd(b4, x, rb); }
+        if (n > 5) { x = TOps.Load(k + 5 * w); ra = TOps.MultiplyAdd(a5, x, ra); rb = TOps.MultiplyAdd(b5, x, rb); }
+        if (n > 6) { x = TOps.Load(k + 6 * w); ra = TOps.MultiplyAdd(a6, x, ra); rb = TOps.MultiplyAdd(b6, x, rb); }
+        if (n > 7) { x = TOps.Load(k + 7 * w); ra = TOps.MultiplyAdd(a7, x, ra); rb = TOps.MultiplyAdd(b7, x, rb); }
+        sa = ra;
+        sb = rb;
+    }
+
+    // Keys per chunk that rows 0–1 and then rows 2–3 of a 4-row block take in turn (16 keys of 128 floats: 8 KiB).
+    private const int PairChunk = 16;
 
     // Keys × head size below which a slice's keys are taken to be cache-resident (16 KiB of floats: half an L1).
     private const int CachedKeyFloats = 4096;
