@@ -149,10 +149,11 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 if (!any) continue;
                 if (commonTo > commonFrom)
                 {
-                    if (!anyRemoved)
+                    if (!anyRemoved && dv >= 8 * TOps.Count && (long)(commonTo - commonFrom) * dv > CachedKeyFloats)
                     {
-                        // Two rows at a time, each value row read whole and in order (full prefetch bandwidth), a few
-                        // keys at a time so that rows 2–3 find them in L1 right after rows 0–1.
+                        // Value rows streamed from memory, 8 vectors or more: two rows at a time, each value row read
+                        // whole and in order (full prefetch bandwidth), a few keys at a time so that rows 2–3 find
+                        // them in L1 right after rows 0–1.
                         for (int x = commonFrom; x < commonTo; x += PairChunk)
                         {
                             float* v = values + x * valueStride;
@@ -161,8 +162,15 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                             MicroKernels<TVec, TOps>.AccumulateRows2(a0 + 2 * dv, dv, s0 + 2 * sliceStride + x, sliceStride, v, valueStride, n);
                         }
                     }
+                    else if (!anyRemoved)
+                    {
+                        // Value rows in cache (few keys), or narrower than 8 vectors: the 4-row, 3-vector tile.
+                        MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + commonFrom, sliceStride, values + commonFrom * valueStride, valueStride, commonTo - commonFrom);
+                    }
                     else
+                    {
                         MicroKernels<TVec, TOps>.AccumulateUnmasked(a0, dv, s0, sliceStride, values, valueStride, commonFrom, commonTo, codes);
+                    }
                 }
                 for (int r = 0; r < Rows; r++)
                 {
