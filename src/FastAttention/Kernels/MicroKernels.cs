@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace FastAttention.Kernels;
 
@@ -77,6 +78,12 @@ internal static unsafe class MicroKernels<TVec, TOps>
         float* o0 = output, o1 = output + columns, o2 = output + 2 * columns, o3 = output + 3 * columns;
         float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
         int c = 0;
+        if (Avx512F.IsSupported)
+        {
+            // 32 vector registers: 4 rows × 4 column vectors (16 accumulators), so that a head size of 4 or 8 vectors
+            // (64 or 128 at 16 lanes) needs no single-vector pass, whose 4 broadcasts per value load make it load-bound.
+            for (; c + 4 * w <= columns; c += 4 * w) AccumulateColumns4(output + c, columns, weights, weightStride, value + c, valueStride, count);
+        }
         for (; c + 3 * w <= columns; c += 3 * w)
         {
             TVec a00 = TOps.Load(o0 + c), a01 = TOps.Load(o0 + c + w), a02 = TOps.Load(o0 + c + 2 * w);
@@ -129,6 +136,40 @@ internal static unsafe class MicroKernels<TVec, TOps>
             }
             o0[c] = a0; o1[c] = a1; o2[c] = a2; o3[c] = a3;
         }
+    }
+
+    /// <summary>
+    /// The 4 rows × 4 column vectors of <see cref="Accumulate"/> at <paramref name="output"/> (rows
+    /// <paramref name="outputStride"/> apart): per key, 4 value loads and 4 weight broadcasts for 16 FMAs. Each
+    /// element gets the same sum, in the same key order, as from the narrower tiles.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateColumns4(float* output, int outputStride, float* weights, int weightStride, float* value, nint valueStride, int count)
+    {
+        int w = TOps.Count;
+        float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
+        float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
+        TVec a00 = TOps.Load(o0), a01 = TOps.Load(o0 + w), a02 = TOps.Load(o0 + 2 * w), a03 = TOps.Load(o0 + 3 * w);
+        TVec a10 = TOps.Load(o1), a11 = TOps.Load(o1 + w), a12 = TOps.Load(o1 + 2 * w), a13 = TOps.Load(o1 + 3 * w);
+        TVec a20 = TOps.Load(o2), a21 = TOps.Load(o2 + w), a22 = TOps.Load(o2 + 2 * w), a23 = TOps.Load(o2 + 3 * w);
+        TVec a30 = TOps.Load(o3), a31 = TOps.Load(o3 + w), a32 = TOps.Load(o3 + 2 * w), a33 = TOps.Load(o3 + 3 * w);
+        float* v = value;
+        for (int j = 0; j < count; j++, v += valueStride)
+        {
+            TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = TOps.Load(v + 2 * w), v3 = TOps.Load(v + 3 * w);
+            TVec b = TOps.Create(p0[j]);
+            a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01); a02 = TOps.MultiplyAdd(b, v2, a02); a03 = TOps.MultiplyAdd(b, v3, a03);
+            b = TOps.Create(p1[j]);
+            a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11); a12 = TOps.MultiplyAdd(b, v2, a12); a13 = TOps.MultiplyAdd(b, v3, a13);
+            b = TOps.Create(p2[j]);
+            a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21); a22 = TOps.MultiplyAdd(b, v2, a22); a23 = TOps.MultiplyAdd(b, v3, a23);
+            b = TOps.Create(p3[j]);
+            a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31); a32 = TOps.MultiplyAdd(b, v2, a32); a33 = TOps.MultiplyAdd(b, v3, a33);
+        }
+        TOps.Store(a00, o0); TOps.Store(a01, o0 + w); TOps.Store(a02, o0 + 2 * w); TOps.Store(a03, o0 + 3 * w);
+        TOps.Store(a10, o1); TOps.Store(a11, o1 + w); TOps.Store(a12, o1 + 2 * w); TOps.Store(a13, o1 + 3 * w);
+        TOps.Store(a20, o2); TOps.Store(a21, o2 + w); TOps.Store(a22, o2 + 2 * w); TOps.Store(a23, o2 + 3 * w);
+        TOps.Store(a30, o3); TOps.Store(a31, o3 + w); TOps.Store(a32, o3 + 2 * w); TOps.Store(a33, o3 + 3 * w);
     }
 
     /// <summary>
