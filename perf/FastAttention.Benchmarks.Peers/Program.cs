@@ -11,7 +11,7 @@ Console.Error.WriteLine($"  libLibTorchSharp: {ElfVersionPatch.Apply()}");
 string? json = Value("--json");
 string? markdown = Value("--markdown");
 string[] wanted = (Value("--cases") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
-var cases = BenchCase.All.Where(c => !c.IsMasked && c.Name != "L4096d128c" && (wanted.Length == 0 || wanted.Any(p => c.Name.StartsWith(p, StringComparison.Ordinal)))).ToList();
+var cases = BenchCase.All.Where(c => !c.IsMasked && c.Storage == InputStorage.Float32 && c.Name != "L4096d128c" && (wanted.Length == 0 || wanted.Any(p => c.Name.StartsWith(p, StringComparison.Ordinal)))).ToList();
 int[] threadCounts = Environment.ProcessorCount > 1 ? [1, Environment.ProcessorCount] : [1];
 
 Console.Error.WriteLine("  measuring the FMA peak and read bandwidth");

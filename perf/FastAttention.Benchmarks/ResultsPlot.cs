@@ -9,7 +9,9 @@ internal static class ResultsPlot
     public static void Write(string path, IReadOnlyList<BenchReport> reports, int threads)
     {
         // One bar per engine and case; FastAttention from the first report that has it (the peers run measures both).
-        var results = reports.SelectMany(r => r.Results).Where(r => r.Threads == threads && !r.Case.Contains('-') && !r.Case.StartsWith("dec", StringComparison.Ordinal)).ToList();
+        // The plain fp32 attention prefill cases: no decode, mask, element-type, GEMM or layer case.
+        var prefill = BenchCase.All.Where(c => !c.IsDecode && !c.IsMasked && c.Storage == InputStorage.Float32).Select(c => c.Name).ToHashSet();
+        var results = reports.SelectMany(r => r.Results).Where(r => r.Threads == threads && prefill.Contains(r.Case)).ToList();
         string[] cases = results.Select(r => r.Case).Distinct().ToArray();
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
