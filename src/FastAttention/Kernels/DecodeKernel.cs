@@ -321,6 +321,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     }
 
     /// <summary><see cref="DotRow{TLoad}"/> over <paramref name="count"/> key rows of (b, kvh) from <paramref name="first"/>, in their stored type.</summary>
+    [SkipLocalsInit]
     private static void DotRowInPlace(in Operand key, int b, int kvh, int first, float* query, int d, int count, float* scores)
     {
         byte* rows = key.Row(b, kvh, first);
@@ -329,21 +330,29 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         {
             case ElementType.Float32: DotRow<Float32Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
             case ElementType.Float16:
+            {
+                // Finite chunks read the halves' bits (the value times 2⁻¹¹²) against the query times 2¹¹², which is
+                // exact while |q| < 2¹⁶ (the usual case: q is already scaled); the rebias multiply is saved per element.
+                float* rebiased = stackalloc float[Math.Min(d, MaxRebiasedQuery)];
+                if (d > MaxRebiasedQuery || !Rebias(query, rebiased, d)) rebiased = null;
                 // A few keys at a time, so that the scan brings them into L1 for the dot products right after it.
                 for (int j = 0; j < count; j += HalfScanRows)
                 {
                     byte* chunk = rows + j * key.RowStride * 2;
                     int n = Math.Min(HalfScanRows, count - j);
-                    if (ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, key.RowStride, n, d)) DotRow<FiniteHalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
-                    else DotRow<HalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
+                    if (!ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, key.RowStride, n, d)) DotRow<HalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
+                    else if (rebiased != null) DotRow<HalfBitsLoader>(rebiased, d, chunk, key.RowStride, null, n, scores + j);
+                    else DotRow<FiniteHalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
                 }
                 break;
+            }
             case ElementType.BFloat16: DotRow<BFloat16Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
             default: DotRow<Int8Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
         }
     }
 
     /// <summary>The weighted sum of <paramref name="count"/> value rows of (b, kvh) from <paramref name="first"/>, in their stored type.</summary>
+    [SkipLocalsInit]
     private static void AccumulateRowInPlace(in Operand value, int b, int kvh, int first, float* output, int dv, float* weights, int count)
     {
         byte* rows = value.Row(b, kvh, first);
@@ -352,15 +361,26 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         {
             case ElementType.Float32: MicroKernels<TVec, TOps>.AccumulateRow<Float32Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
             case ElementType.Float16:
+            {
                 // Value rows a few at a time, each chunk scanned and then added (in key order: the same sums).
+                float* rebiased = stackalloc float[HalfScanRows];
                 for (int j = 0; j < count; j += HalfScanRows)
                 {
                     byte* chunk = rows + j * value.RowStride * 2;
                     int n = Math.Min(HalfScanRows, count - j);
-                    if (ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, value.RowStride, n, dv)) MicroKernels<TVec, TOps>.AccumulateRow<FiniteHalfLoader>(output, dv, weights + j, chunk, value.RowStride, null, n);
-                    else MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights + j, chunk, value.RowStride, null, n);
+                    if (ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, value.RowStride, n, dv))
+                    {
+                        // The weights (at most 1) carry the 2¹¹²; the value rows are read as their bits.
+                        for (int i = 0; i < n; i++) rebiased[i] = weights[j + i] * HalfBitsLoader.Rebias;
+                        MicroKernels<TVec, TOps>.AccumulateRow<HalfBitsLoader>(output, dv, rebiased, chunk, value.RowStride, null, n);
+                    }
+                    else
+                    {
+                        MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights + j, chunk, value.RowStride, null, n);
+                    }
                 }
                 break;
+            }
             case ElementType.BFloat16: MicroKernels<TVec, TOps>.AccumulateRow<BFloat16Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
             default: MicroKernels<TVec, TOps>.AccumulateRow<Int8Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
         }
@@ -368,6 +388,23 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     // Half rows scanned for ±∞/NaN at a time before they are used: few enough to stay in L1 in between.
     private const int HalfScanRows = 16;
+
+    // Head sizes up to which DotRowInPlace keeps a rebiased copy of the query row on the stack.
+    private const int MaxRebiasedQuery = 1024;
+
+    /// <summary>
+    /// destination = source · 2¹¹², exactly, when every |source| &lt; 2¹⁶ (so nothing overflows); false otherwise
+    /// (also for NaN), and the caller keeps the plain path.
+    /// </summary>
+    private static bool Rebias(float* source, float* destination, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (!(MathF.Abs(source[i]) < 65536f)) return false;
+            destination[i] = source[i] * HalfBitsLoader.Rebias;
+        }
+        return true;
+    }
 
     /// <summary>The int8 scales of rows first.. of (b, h), or null for the other types.</summary>
     private static float* RowScales(in Operand tensor, int b, int h, int first) =>

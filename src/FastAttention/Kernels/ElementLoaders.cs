@@ -57,6 +57,23 @@ internal unsafe struct FiniteHalfLoader : IElementLoader
             TOps.Create(BitConverter.UInt32BitsToSingle(0x7780_0000u)));
 }
 
+/// <summary>
+/// Finite halves as fp32 times 2⁻¹¹², exactly (possibly subnormal): <see cref="FiniteHalfLoader"/> without its
+/// rebiasing multiply. Decode puts the 2¹¹² into the other factor instead (the query row, or the weights), which
+/// is exact both ways, so every product and sum is bit for bit the one of the widened values.
+/// </summary>
+internal unsafe struct HalfBitsLoader : IElementLoader
+{
+    public static int Size => 2;
+
+    /// <summary>The factor the other operand carries.</summary>
+    public const float Rebias = 5.192296858534828e33f; // 2¹¹²
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.And(TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u)));
+}
+
 internal unsafe struct BFloat16Loader : IElementLoader
 {
     public static int Size => 2;

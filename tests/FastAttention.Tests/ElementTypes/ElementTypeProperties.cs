@@ -107,4 +107,20 @@ public class ElementTypeProperties
                 Assert.True(BitConverter.SingleToInt32Bits(lse[n]) == BitConverter.SingleToInt32Bits(expectedLse[n]) || (float.IsNaN(lse[n]) && float.IsNaN(expectedLse[n])), $"{width}: log-sum-exp {n}");
         }
     }
+
+    [Fact]
+    public void HalfDecode_QueryTooLargeToRebias_TakesThePlainPathWithTheSameBits()
+    {
+        // |q·scale| up to 10⁵ ≥ 2¹⁶: the query cannot carry the halves' 2¹¹² without overflowing, so decode keeps
+        // the rebiasing conversion. Keys up to 5·10⁴ stay finite in Half.
+        var spec = new ProblemSpec(1, 2, 2, 1, 600, 64, 64, LayoutKind.Bhsd, CausalMask.None, 2f, 50000f, 9);
+        var typed = TypedProblem.Create(MaskedProblem.Create(spec, MaskSpec.None), Storage.Float32, Storage.Half, Storage.Half);
+        foreach (KernelWidth width in KernelDispatch.All)
+        {
+            var (expected, expectedLse) = typed.Widened.Run(width, 1);
+            var (actual, lse) = typed.Run(Storage.Float32, width, 1);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"{width}: output differs from fp32 on the widened values");
+            Assert.True(expectedLse.AsSpan().SequenceEqual(lse), $"{width}: log-sum-exp differs");
+        }
+    }
 }
