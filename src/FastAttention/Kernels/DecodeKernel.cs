@@ -446,8 +446,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         }
         if (d % TOps.Count == 0 && d <= 8 * TOps.Count)
         {
-            // A few keys at a time for rows 0–1, then the same keys (now in L1) for rows 2–3: the memory stream
-            // pauses only briefly, and the prefetcher keeps running ahead.
+            // Rows 0–1, then rows 2–3, over the same 16 keys: the second pass finds them in L1.
             for (; j + 4 <= count; j += PairChunk)
             {
                 int blocks = Math.Min(PairChunk, count - j) / 4;
