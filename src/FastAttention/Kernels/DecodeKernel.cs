@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using FastAttention.Buffers;
 using FastAttention.Planning;
@@ -103,7 +104,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                         float* s = s0 + r * sliceStride;
                         int n = to[r] - from[r];
                         if (n > 0 && inPlace) DotRowInPlace(args.Key, b, kvh, start + from[r], q0 + r * d, d, n, s + from[r]);
-                        else if (n > 0) DotRow<Float32Loader>(q0 + r * d, d, (byte*)(keys + from[r] * keyStride), keyStride, null, n, s + from[r]);
+                        else if (n > 0) DotRow<Float32Loader>(q0 + r * d, d, (byte*)(keys + from[r] * keyStride), keyStride, n, s + from[r]);
                         if (args.HasScoreTerms) new Span<byte>(codes + from[r], n).Clear();
                         int removed = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, (r0 + r) % queries, s, start, from[r], ref to[r], codes, 1);
                         if (!RowWeights(s, from[r], to[r], state0 + r * stride)) continue;
@@ -291,11 +292,11 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     /// <summary>
     /// s[j] = q · k_j for one row and <paramref name="count"/> keys stored as <typeparamref name="TLoad"/> (widened as
-    /// they are read; int8 key j times keyScales[j]): 4 keys per step, four reductions at once. Each key row is read
+    /// they are read; int8 without its scale, which the caller multiplies in): 4 keys per step, four reductions at once. Each key row is read
     /// whole before the next (measured here: walking 4 rows side by side halves the bandwidth the hardware
     /// prefetcher delivers, 9.9 against 22 GB/s). <paramref name="keyStride"/> counts elements.
     /// </summary>
-    private static void DotRow<TLoad>(float* query, int d, byte* keys, nint keyStride, float* keyScales, int count, float* scores)
+    private static void DotRow<TLoad>(float* query, int d, byte* keys, nint keyStride, int count, float* scores)
         where TLoad : IElementLoader
     {
         nint rowBytes = keyStride * TLoad.Size;
@@ -303,19 +304,19 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         for (; j + 4 <= count; j += 4)
         {
             byte* k0 = keys + j * rowBytes;
-            TOps.StoreSums4(DotPartial<TLoad>(query, k0, d, keyScales, j), DotPartial<TLoad>(query, k0 + rowBytes, d, keyScales, j + 1),
-                DotPartial<TLoad>(query, k0 + 2 * rowBytes, d, keyScales, j + 2), DotPartial<TLoad>(query, k0 + 3 * rowBytes, d, keyScales, j + 3), scores + j);
+            TOps.StoreSums4(DotPartial<TLoad>(query, k0, d), DotPartial<TLoad>(query, k0 + rowBytes, d),
+                DotPartial<TLoad>(query, k0 + 2 * rowBytes, d), DotPartial<TLoad>(query, k0 + 3 * rowBytes, d), scores + j);
             for (int t = d - d % TOps.Count; t < d; t++)
             {
                 for (int i = 0; i < 4; i++)
-                    scores[j + i] = float.MultiplyAddEstimate(query[t], Element<TLoad>(k0 + i * rowBytes, t, keyScales, j + i), scores[j + i]);
+                    scores[j + i] = float.MultiplyAddEstimate(query[t], Element<TLoad>(k0 + i * rowBytes, t), scores[j + i]);
             }
         }
         for (; j < count; j++)
         {
             byte* key = keys + j * rowBytes;
-            float sum = TOps.SumAcross(DotPartial<TLoad>(query, key, d, keyScales, j));
-            for (int t = d - d % TOps.Count; t < d; t++) sum = float.MultiplyAddEstimate(query[t], Element<TLoad>(key, t, keyScales, j), sum);
+            float sum = TOps.SumAcross(DotPartial<TLoad>(query, key, d));
+            for (int t = d - d % TOps.Count; t < d; t++) sum = float.MultiplyAddEstimate(query[t], Element<TLoad>(key, t), sum);
             scores[j] = sum;
         }
     }
@@ -328,7 +329,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         float* scales = RowScales(key, b, kvh, first);
         switch (key.Type)
         {
-            case ElementType.Float32: DotRow<Float32Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
+            case ElementType.Float32: DotRow<Float32Loader>(query, d, rows, key.RowStride, count, scores); break;
             case ElementType.Float16:
             {
                 // Finite chunks read the halves' bits (the value times 2⁻¹¹²) against the query times 2¹¹², which is
@@ -340,14 +341,18 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 {
                     byte* chunk = rows + j * key.RowStride * 2;
                     int n = Math.Min(HalfScanRows, count - j);
-                    if (!ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, key.RowStride, n, d)) DotRow<HalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
-                    else if (rebiased != null) DotRow<HalfBitsLoader>(rebiased, d, chunk, key.RowStride, null, n, scores + j);
-                    else DotRow<FiniteHalfLoader>(query, d, chunk, key.RowStride, null, n, scores + j);
+                    if (!ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, key.RowStride, n, d)) DotRow<HalfLoader>(query, d, chunk, key.RowStride, n, scores + j);
+                    else if (rebiased != null) DotRow<HalfBitsLoader>(rebiased, d, chunk, key.RowStride, n, scores + j);
+                    else DotRow<FiniteHalfLoader>(query, d, chunk, key.RowStride, n, scores + j);
                 }
                 break;
             }
-            case ElementType.BFloat16: DotRow<BFloat16Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
-            default: DotRow<Int8Loader>(query, d, rows, key.RowStride, scales, count, scores); break;
+            case ElementType.BFloat16: DotRow<BFloat16Loader>(query, d, rows, key.RowStride, count, scores); break;
+            default:
+                // The row's scale times q · k over the exact int8 values: one multiply per key, not per element.
+                DotRow<Int8ValueLoader>(query, d, rows, key.RowStride, count, scores);
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(scores, count), new ReadOnlySpan<float>(scales, count), new Span<float>(scores, count));
+                break;
         }
     }
 
@@ -359,7 +364,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         float* scales = RowScales(value, b, kvh, first);
         switch (value.Type)
         {
-            case ElementType.Float32: MicroKernels<TVec, TOps>.AccumulateRow<Float32Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
+            case ElementType.Float32: MicroKernels<TVec, TOps>.AccumulateRow<Float32Loader>(output, dv, weights, rows, value.RowStride, count); break;
             case ElementType.Float16:
             {
                 // Value rows a few at a time, each chunk scanned and then added (in key order: the same sums).
@@ -372,22 +377,36 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                     {
                         // The weights (at most 1) carry the 2¹¹²; the value rows are read as their bits.
                         for (int i = 0; i < n; i++) rebiased[i] = weights[j + i] * HalfBitsLoader.Rebias;
-                        MicroKernels<TVec, TOps>.AccumulateRow<HalfBitsLoader>(output, dv, rebiased, chunk, value.RowStride, null, n);
+                        MicroKernels<TVec, TOps>.AccumulateRow<HalfBitsLoader>(output, dv, rebiased, chunk, value.RowStride, n);
                     }
                     else
                     {
-                        MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights + j, chunk, value.RowStride, null, n);
+                        MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights + j, chunk, value.RowStride, n);
                     }
                 }
                 break;
             }
-            case ElementType.BFloat16: MicroKernels<TVec, TOps>.AccumulateRow<BFloat16Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
-            default: MicroKernels<TVec, TOps>.AccumulateRow<Int8Loader>(output, dv, weights, rows, value.RowStride, scales, count); break;
+            case ElementType.BFloat16: MicroKernels<TVec, TOps>.AccumulateRow<BFloat16Loader>(output, dv, weights, rows, value.RowStride, count); break;
+            default:
+            {
+                // Each weight times its row's scale, against the exact int8 values: one multiply per key, not per element.
+                float* scaled = stackalloc float[ScaledWeightChunk];
+                for (int j = 0; j < count; j += ScaledWeightChunk)
+                {
+                    int n = Math.Min(ScaledWeightChunk, count - j);
+                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(weights + j, n), new ReadOnlySpan<float>(scales + j, n), new Span<float>(scaled, n));
+                    MicroKernels<TVec, TOps>.AccumulateRow<Int8ValueLoader>(output, dv, scaled, rows + j * value.RowStride, value.RowStride, n);
+                }
+                break;
+            }
         }
     }
 
     // Half rows scanned for ±∞/NaN at a time before they are used: few enough to stay in L1 in between.
     private const int HalfScanRows = 16;
+
+    // int8 value rows whose weights are scaled at a time (the weights' stack buffer).
+    private const int ScaledWeightChunk = 256;
 
     // Head sizes up to which DotRowInPlace keeps a rebiased copy of the query row on the stack.
     private const int MaxRebiasedQuery = 1024;
@@ -412,10 +431,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     /// <summary>Lane-wise partial sums of q · k over the whole vectors of a row (the scalar tail is left to the caller).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TVec DotPartial<TLoad>(float* query, byte* key, int d, float* keyScales, int j) where TLoad : IElementLoader
+    private static TVec DotPartial<TLoad>(float* query, byte* key, int d) where TLoad : IElementLoader
     {
         int w = TOps.Count, t = 0, size = TLoad.Size;
-        TVec scale = TLoad.Size == 1 ? TOps.Create(keyScales[j]) : TOps.Zero;
+        TVec scale = TOps.Zero; // read by no loader used here
         TVec a = TOps.Zero, b = TOps.Zero;
         for (; t + 2 * w <= d; t += 2 * w)
         {
@@ -426,10 +445,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         return TOps.Add(a, b);
     }
 
-    /// <summary>Element t of a stored row, widened (int8 times the row's scale).</summary>
+    /// <summary>Element t of a stored row, widened.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Element<TLoad>(byte* row, int t, float* scales, int j) where TLoad : IElementLoader =>
-        TLoad.Load<float, ScalarOps>(row + t * TLoad.Size, TLoad.Size == 1 ? scales[j] : 1f);
+    private static float Element<TLoad>(byte* row, int t) where TLoad : IElementLoader =>
+        TLoad.Load<float, ScalarOps>(row + t * TLoad.Size, 1f);
 
     /// <summary>
     /// s[r, j] = q_r · k_j for 4 rows and <paramref name="count"/> keys, straight from the key rows: 4 keys at a

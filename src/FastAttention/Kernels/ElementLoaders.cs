@@ -4,8 +4,10 @@ namespace FastAttention.Kernels;
 
 /// <summary>
 /// How one stored element type becomes fp32 lanes, for kernels that read narrower tensors in place (decode streams
-/// K and V once, so it widens as it goes). <c>scale</c> is the row's int8 scale and is ignored by the other types;
-/// every loader gives exactly what <see cref="ElementConversion{TVec, TOps}"/> writes for the same elements.
+/// K and V once, so it widens as it goes; prefill and staged decode widen into scratch with the same loaders).
+/// <c>scale</c> is the row's int8 scale and is ignored by the other types. Every loader but
+/// <see cref="Int8ValueLoader"/> gives exactly what <see cref="ElementConversion{TVec, TOps}"/> writes for the same
+/// elements; that one leaves the scale out for the caller to fold into a score or a weight.
 /// </summary>
 internal unsafe interface IElementLoader
 {
@@ -90,4 +92,17 @@ internal unsafe struct Int8Loader : IElementLoader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
         TOps.Multiply(TOps.LoadInt8((sbyte*)source), scale);
+}
+
+/// <summary>
+/// int8 values as fp32, exactly, without the row's scale: decode multiplies the scale into the row's score and its
+/// weight instead, one multiply per key rather than one per element.
+/// </summary>
+internal unsafe struct Int8ValueLoader : IElementLoader
+{
+    public static int Size => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.LoadInt8((sbyte*)source);
 }

@@ -178,14 +178,14 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// sequential run per chunk and the accumulators form independent FMA chains.
     /// </summary>
     public static void AccumulateRow(float* output, int columns, float* weights, float* value, nint valueStride, int count) =>
-        AccumulateRow<Float32Loader>(output, columns, weights, (byte*)value, valueStride, null, count);
+        AccumulateRow<Float32Loader>(output, columns, weights, (byte*)value, valueStride, count);
 
     /// <summary>
     /// <see cref="AccumulateRow(float*, int, float*, float*, nint, int)"/> over value rows stored as <typeparamref name="TLoad"/>,
-    /// widened as they are read (int8 rows times their scale, <paramref name="scales"/>[j] for row j);
+    /// widened as they are read (int8 rows unscaled: the caller folds each row's scale into its weight);
     /// <paramref name="valueStride"/> counts elements.
     /// </summary>
-    public static void AccumulateRow<TLoad>(float* output, int columns, float* weights, byte* value, nint valueStride, float* scales, int count)
+    public static void AccumulateRow<TLoad>(float* output, int columns, float* weights, byte* value, nint valueStride, int count)
         where TLoad : IElementLoader
     {
         int w = TOps.Count, size = TLoad.Size;
@@ -199,7 +199,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
-                TVec b = TOps.Create(weights[j]), sc = RowScale<TLoad>(scales, j);
+                TVec b = TOps.Create(weights[j]), sc = TOps.Zero; // the loaders used here read no scale
                 a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
                 a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
                 a4 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 4 * w * size, sc), a4); a5 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 5 * w * size, sc), a5);
@@ -215,7 +215,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
-                TVec b = TOps.Create(weights[j]), sc = RowScale<TLoad>(scales, j);
+                TVec b = TOps.Create(weights[j]), sc = TOps.Zero; // the loaders used here read no scale
                 a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
                 a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
             }
@@ -226,7 +226,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TVec a = TOps.Load(output + c);
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
-                a = TOps.MultiplyAdd(TOps.Create(weights[j]), TLoad.Load<TVec, TOps>(v, RowScale<TLoad>(scales, j)), a);
+                a = TOps.MultiplyAdd(TOps.Create(weights[j]), TLoad.Load<TVec, TOps>(v, TOps.Zero), a);
             TOps.Store(a, output + c);
         }
         for (; c < columns; c++)
@@ -234,7 +234,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             float a = output[c];
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
-                a = float.MultiplyAddEstimate(weights[j], TLoad.Load<float, ScalarOps>(v, TLoad.Size == 1 ? scales[j] : 1f), a);
+                a = float.MultiplyAddEstimate(weights[j], TLoad.Load<float, ScalarOps>(v, 1f), a);
             output[c] = a;
         }
     }
@@ -285,11 +285,6 @@ internal static unsafe class MicroKernels<TVec, TOps>
             AccumulateRow(o1 + c, columns - c, p1, value + c, valueStride, count);
         }
     }
-
-    /// <summary>Row j's int8 scale as a vector; a constant nothing reads for the other element types.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TVec RowScale<TLoad>(float* scales, int j) where TLoad : IElementLoader =>
-        TLoad.Size == 1 ? TOps.Create(scales[j]) : TOps.Zero;
 
     /// <summary>
     /// <see cref="AccumulateRow"/> over the keys x in [from, to) whose bit <paramref name="bit"/> in codes[x] is clear,

@@ -4,12 +4,19 @@ using FastAttention.Planning;
 namespace FastAttention.Tests.Support;
 
 /// <summary>How a tensor of a typed problem is stored.</summary>
-internal enum Storage { Float32, Half, BFloat16, Int8 }
+/// <summary>
+/// How a test stores a tensor. <see cref="Int8PowerOfTwo"/> is int8 whose row scales are powers of two: then every
+/// product with a scale is exact, so decode's folding of the scale into the score and the weight gives exactly the
+/// bits of fp32 on the widened values, as every other path does for any scale.
+/// </summary>
+internal enum Storage { Float32, Half, BFloat16, Int8, Int8PowerOfTwo }
 
 /// <summary>
 /// A masked problem whose Q, K and V are stored in narrower types, and the same problem with fp32 inputs holding
 /// exactly the values those stand for (<see cref="Widened"/>). FastAttention on the typed inputs must equal
-/// FastAttention on the widened ones bit for bit, and the widened problem is what the fp64 reference sees.
+/// FastAttention on the widened ones bit for bit (but for int8 read in place by decode, whose scales fold into scores
+/// and weights: bitwise only for <see cref="Storage.Int8PowerOfTwo"/>), and the widened problem is what the fp64
+/// reference sees.
 /// </summary>
 internal sealed class TypedProblem
 {
@@ -26,7 +33,7 @@ internal sealed class TypedProblem
 
     public static TypedProblem Create(MaskedProblem problem, Storage query, Storage key, Storage value)
     {
-        if (query == Storage.Int8) throw new ArgumentException("int8 is for keys and values");
+        if (query is Storage.Int8 or Storage.Int8PowerOfTwo) throw new ArgumentException("int8 is for keys and values");
         TestProblem p = problem.Problem;
         AttentionShape s = p.Shape;
         var (q, wq, _) = Store(p.Query, query, s.QueryLayout, s.Batch, s.QueryHeads, s.QueryCount, s.HeadSize);
@@ -81,6 +88,7 @@ internal sealed class TypedProblem
                     Array.Copy(data, at, row, 0, columns);
                     int index = (b * heads + h) * rows + r;
                     Int8Quantization.QuantizeRows(row, columns, quantised, scales.AsSpan(index, 1));
+                    if (storage == Storage.Int8PowerOfTwo) QuantizePowerOfTwo(row, quantised, out scales[index]);
                     for (int c = 0; c < columns; c++)
                     {
                         stored[at + c] = quantised[c];
@@ -90,6 +98,16 @@ internal sealed class TypedProblem
                 return (stored, widened, scales);
             }
         }
+    }
+
+    /// <summary>Symmetric int8 with the smallest power-of-two scale at least max|x| / 127.</summary>
+    private static void QuantizePowerOfTwo(float[] row, sbyte[] quantised, out float scale)
+    {
+        float max = 0f;
+        foreach (float x in row) max = MathF.Max(max, MathF.Abs(x));
+        scale = max == 0f ? 1f : MathF.Pow(2f, MathF.Ceiling(MathF.Log2(max / 127f)));
+        if (max / scale > 127f) scale *= 2f; // the logarithm rounded down
+        for (int c = 0; c < row.Length; c++) quantised[c] = (sbyte)Math.Clamp(MathF.Round(row[c] / scale), -127f, 127f);
     }
 
     private static AttentionTensor Tensor(Array data, float[] scales) => data switch
