@@ -50,9 +50,22 @@ public readonly record struct TensorLayout
     internal long RequiredLength(int batch, int heads, int rows, int columns)
     {
         if (batch == 0 || heads == 0 || rows == 0 || columns == 0) return 0;
-        Int128 last = Offset + (Int128)(batch - 1) * BatchStride + (Int128)(heads - 1) * HeadStride
-            + (Int128)(rows - 1) * RowStride + (columns - 1);
-        return last >= int.MaxValue ? -1 : (long)last + 1;
+        // Strides and offset are never negative, so the sum only grows: stop as soon as it reaches int.MaxValue,
+        // before any product could overflow a long.
+        long last = Offset;
+        if (last >= int.MaxValue || !AddSpan(ref last, batch, BatchStride) || !AddSpan(ref last, heads, HeadStride) || !AddSpan(ref last, rows, RowStride))
+            return -1;
+        last += columns - 1;
+        return last >= int.MaxValue ? -1 : last + 1;
+    }
+
+    /// <summary>last += (count − 1)·stride; false once it reaches int.MaxValue (last is below it on entry).</summary>
+    private static bool AddSpan(ref long last, int count, long stride)
+    {
+        if (count <= 1 || stride == 0) return true;
+        if (stride >= int.MaxValue) return false;
+        last += (long)(count - 1) * stride; // below 2³¹ + 2³¹·2³¹: no overflow
+        return last < int.MaxValue;
     }
 
     /// <summary>Whether two distinct elements of a tensor of these sizes can share an address.</summary>
@@ -60,7 +73,10 @@ public readonly record struct TensorLayout
     {
         // Sort the three outer dimensions by stride; each must step over the whole extent of the smaller ones.
         Span<(long Stride, int Count)> dims = [(BatchStride, batch), (HeadStride, heads), (RowStride, rows)];
-        dims.Sort(static (a, b) => a.Stride.CompareTo(b.Stride));
+        // Three compare-exchanges sort three entries (a general sort costs more than the rest of a small call's checks).
+        if (dims[1].Stride < dims[0].Stride) (dims[0], dims[1]) = (dims[1], dims[0]);
+        if (dims[2].Stride < dims[1].Stride) (dims[1], dims[2]) = (dims[2], dims[1]);
+        if (dims[1].Stride < dims[0].Stride) (dims[0], dims[1]) = (dims[1], dims[0]);
         Int128 extent = columns;
         foreach (var (stride, count) in dims)
         {
