@@ -87,6 +87,24 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
 
     /// <summary>destination[0..3] = the lane sums of a, b, c and d: four reductions sharing their shuffles.</summary>
     static abstract void StoreSums4(TVec a, TVec b, TVec c, TVec d, float* destination);
+
+    /// <summary>
+    /// A Count × Count block transposed: row i of <paramref name="source"/> (rows <paramref name="sourceStride"/>
+    /// floats apart) becomes column i of <paramref name="destination"/> (rows <paramref name="destinationStride"/> apart).
+    /// </summary>
+    static abstract void TransposeBlock(float* source, nint sourceStride, float* destination, nint destinationStride);
+}
+
+/// <summary>The element-by-element block transpose, for widths the hardware does not accelerate.</summary>
+internal static unsafe class TransposeFallback
+{
+    public static void Block(int count, float* source, nint sourceStride, float* destination, nint destinationStride)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            for (int k = 0; k < count; k++) destination[k * destinationStride + i] = source[i * sourceStride + k];
+        }
+    }
 }
 
 internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
@@ -141,6 +159,50 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreSums4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* destination) =>
         Vector256Ops.StoreSums4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper(), destination);
+
+    /// <summary>16 × 16 in 64 shuffles: 32-bit and 64-bit interleaves within 128-bit lanes, then two rounds across them.</summary>
+    public static void TransposeBlock(float* source, nint sourceStride, float* destination, nint destinationStride)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            TransposeFallback.Block(16, source, sourceStride, destination, destinationStride);
+            return;
+        }
+        // Four rows at a time: lane L of u[k] holds column 4L + k of those rows (registers, not a stack array).
+        Interleave4(source, sourceStride, out var a0, out var a1, out var a2, out var a3);
+        Interleave4(source + 4 * sourceStride, sourceStride, out var b0, out var b1, out var b2, out var b3);
+        Interleave4(source + 8 * sourceStride, sourceStride, out var c0, out var c1, out var c2, out var c3);
+        Interleave4(source + 12 * sourceStride, sourceStride, out var d0, out var d1, out var d2, out var d3);
+        Columns4(a0, b0, c0, d0, destination, destinationStride);
+        Columns4(a1, b1, c1, d1, destination + destinationStride, destinationStride);
+        Columns4(a2, b2, c2, d2, destination + 2 * destinationStride, destinationStride);
+        Columns4(a3, b3, c3, d3, destination + 3 * destinationStride, destinationStride);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave4(float* source, nint stride, out Vector512<float> u0, out Vector512<float> u1, out Vector512<float> u2, out Vector512<float> u3)
+    {
+        Vector512<float> r0 = Vector512.Load(source), r1 = Vector512.Load(source + stride);
+        Vector512<float> r2 = Vector512.Load(source + 2 * stride), r3 = Vector512.Load(source + 3 * stride);
+        Vector512<double> t0 = Avx512F.UnpackLow(r0, r1).AsDouble(), t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        Vector512<double> t2 = Avx512F.UnpackLow(r2, r3).AsDouble(), t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        u0 = Avx512F.UnpackLow(t0, t2).AsSingle();
+        u1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
+        u2 = Avx512F.UnpackLow(t1, t3).AsSingle();
+        u3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
+    }
+
+    /// <summary>Columns k, 4 + k, 8 + k, 12 + k (rows at destination, 4 rows apart) from lane L of a, b, c, d: a 4 × 4 transpose of 128-bit lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Columns4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* destination, nint stride)
+    {
+        Vector512<float> v0 = Avx512F.Shuffle4x128(a, b, 0x44), v1 = Avx512F.Shuffle4x128(a, b, 0xEE);
+        Vector512<float> v2 = Avx512F.Shuffle4x128(c, d, 0x44), v3 = Avx512F.Shuffle4x128(c, d, 0xEE);
+        Avx512F.Shuffle4x128(v0, v2, 0x88).Store(destination);
+        Avx512F.Shuffle4x128(v0, v2, 0xDD).Store(destination + 4 * stride);
+        Avx512F.Shuffle4x128(v1, v3, 0x88).Store(destination + 8 * stride);
+        Avx512F.Shuffle4x128(v1, v3, 0xDD).Store(destination + 12 * stride);
+    }
 }
 
 internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
@@ -203,6 +265,40 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
             return;
         }
         Vector128Ops.StoreSums4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper(), destination);
+    }
+
+    /// <summary>8 × 8 in 24 shuffles: 32-bit and 64-bit interleaves within 128-bit lanes, then one round across them.</summary>
+    public static void TransposeBlock(float* source, nint sourceStride, float* destination, nint destinationStride)
+    {
+        if (!Avx.IsSupported)
+        {
+            TransposeFallback.Block(8, source, sourceStride, destination, destinationStride);
+            return;
+        }
+        Interleave4(source, sourceStride, out var a0, out var a1, out var a2, out var a3);
+        Interleave4(source + 4 * sourceStride, sourceStride, out var b0, out var b1, out var b2, out var b3);
+        Avx.Permute2x128(a0, b0, 0x20).Store(destination);
+        Avx.Permute2x128(a0, b0, 0x31).Store(destination + 4 * destinationStride);
+        Avx.Permute2x128(a1, b1, 0x20).Store(destination + destinationStride);
+        Avx.Permute2x128(a1, b1, 0x31).Store(destination + 5 * destinationStride);
+        Avx.Permute2x128(a2, b2, 0x20).Store(destination + 2 * destinationStride);
+        Avx.Permute2x128(a2, b2, 0x31).Store(destination + 6 * destinationStride);
+        Avx.Permute2x128(a3, b3, 0x20).Store(destination + 3 * destinationStride);
+        Avx.Permute2x128(a3, b3, 0x31).Store(destination + 7 * destinationStride);
+    }
+
+    /// <summary>Four rows interleaved: lane L of u[k] holds column 4L + k of them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Interleave4(float* source, nint stride, out Vector256<float> u0, out Vector256<float> u1, out Vector256<float> u2, out Vector256<float> u3)
+    {
+        Vector256<float> r0 = Vector256.Load(source), r1 = Vector256.Load(source + stride);
+        Vector256<float> r2 = Vector256.Load(source + 2 * stride), r3 = Vector256.Load(source + 3 * stride);
+        Vector256<double> t0 = Avx.UnpackLow(r0, r1).AsDouble(), t1 = Avx.UnpackHigh(r0, r1).AsDouble();
+        Vector256<double> t2 = Avx.UnpackLow(r2, r3).AsDouble(), t3 = Avx.UnpackHigh(r2, r3).AsDouble();
+        u0 = Avx.UnpackLow(t0, t2).AsSingle();
+        u1 = Avx.UnpackHigh(t0, t2).AsSingle();
+        u2 = Avx.UnpackLow(t1, t3).AsSingle();
+        u3 = Avx.UnpackHigh(t1, t3).AsSingle();
     }
 }
 
@@ -274,6 +370,23 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
         destination[2] = Vector128.Sum(c);
         destination[3] = Vector128.Sum(d);
     }
+
+    /// <summary>4 × 4 in 8 shuffles.</summary>
+    public static void TransposeBlock(float* source, nint sourceStride, float* destination, nint destinationStride)
+    {
+        if (!Sse.IsSupported)
+        {
+            TransposeFallback.Block(4, source, sourceStride, destination, destinationStride);
+            return;
+        }
+        Vector128<float> r0 = Vector128.Load(source), r1 = Vector128.Load(source + sourceStride);
+        Vector128<float> r2 = Vector128.Load(source + 2 * sourceStride), r3 = Vector128.Load(source + 3 * sourceStride);
+        Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackLow(r2, r3), t2 = Sse.UnpackHigh(r0, r1), t3 = Sse.UnpackHigh(r2, r3);
+        Sse.MoveLowToHigh(t0, t1).Store(destination);
+        Sse.MoveHighToLow(t1, t0).Store(destination + destinationStride);
+        Sse.MoveLowToHigh(t2, t3).Store(destination + 2 * destinationStride);
+        Sse.MoveHighToLow(t3, t2).Store(destination + 3 * destinationStride);
+    }
 }
 
 /// <summary>One lane: the software fallback, and the reference shape of every kernel.</summary>
@@ -324,4 +437,6 @@ internal unsafe struct ScalarOps : IVectorOps<float>
         destination[2] = c;
         destination[3] = d;
     }
+
+    public static void TransposeBlock(float* source, nint sourceStride, float* destination, nint destinationStride) => *destination = *source;
 }

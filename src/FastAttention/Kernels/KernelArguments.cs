@@ -37,6 +37,9 @@ internal unsafe struct KernelArguments
     public int WindowLeft, WindowRight;
     public bool BottomRightAligned;
 
+    /// <summary>Whether per-batch key lengths were given.</summary>
+    public readonly bool HasKeyLengths => KeyLengths != null;
+
     /// <summary>Whether scores need more than the scale: soft-cap, bias, ALiBi or a boolean mask.</summary>
     public readonly bool HasScoreTerms => SoftCap != 0f || Bias != null || Mask != null || AlibiSlopes != null;
 

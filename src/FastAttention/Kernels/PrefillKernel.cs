@@ -62,35 +62,15 @@ internal static unsafe class PrefillKernel<TVec, TOps>
     /// <paramref name="count"/> rows of <paramref name="d"/> floats, <paramref name="stride"/> apart, into columns of
     /// a [d, keyTile] tile; lanes up to the next whole vector are zeroed.
     /// </summary>
-    private static void Transpose(float* source, nint stride, int count, int d, float* destination, int keyTile)
+    internal static void Transpose(float* source, nint stride, int count, int d, float* destination, int keyTile)
     {
         int padded = Planner.RoundUp(count, TOps.Count);
         int j = 0;
-        if (Sse.IsSupported)
-        {
-            // 4 keys × 4 columns at a time through registers (unpack and move, 8 shuffles per 16 floats):
-            // several times faster than element by element, which matters when little of the tile is visible.
-            for (; j + 4 <= count; j += 4)
-            {
-                float* s0 = source + j * stride;
-                int k = 0;
-                for (; k + 4 <= d; k += 4)
-                {
-                    Vector128<float> r0 = Vector128.Load(s0 + k), r1 = Vector128.Load(s0 + stride + k);
-                    Vector128<float> r2 = Vector128.Load(s0 + 2 * stride + k), r3 = Vector128.Load(s0 + 3 * stride + k);
-                    Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackLow(r2, r3), t2 = Sse.UnpackHigh(r0, r1), t3 = Sse.UnpackHigh(r2, r3);
-                    float* o = destination + k * keyTile + j;
-                    Sse.MoveLowToHigh(t0, t1).Store(o);
-                    Sse.MoveHighToLow(t1, t0).Store(o + keyTile);
-                    Sse.MoveLowToHigh(t2, t3).Store(o + 2 * keyTile);
-                    Sse.MoveHighToLow(t3, t2).Store(o + 3 * keyTile);
-                }
-                for (; k < d; k++)
-                {
-                    for (int i = 0; i < 4; i++) destination[k * keyTile + j + i] = s0[i * stride + k];
-                }
-            }
-        }
+        // Whole vectors of keys × whole vectors of columns through registers (16 × 16 in 64 shuffles at 512 bits),
+        // then 4 × 4 blocks: several times faster than element by element, which matters when little of the tile is
+        // visible and for small problems, where the transpose is a good part of the call.
+        TransposeBlocks<TVec, TOps>(source, stride, count, d, destination, keyTile, ref j);
+        if (TOps.Count > 4) TransposeBlocks<Vector128<float>, Vector128Ops>(source, stride, count, d, destination, keyTile, ref j);
         for (; j < count; j++)
         {
             float* row = source + j * stride, column = destination + j;
@@ -100,6 +80,31 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         for (int k = 0; k < d; k++)
         {
             for (int x = count; x < padded; x++) destination[k * keyTile + x] = 0f;
+        }
+    }
+
+    /// <summary>Keys from <paramref name="j"/> on, <typeparamref name="TBlock"/>'s count at a time, each row of blocks with its leftover columns; j moves past them.</summary>
+    private static void TransposeBlocks<TBlock, TBlockOps>(float* source, nint stride, int count, int d, float* destination, int keyTile, ref int j)
+        where TBlock : unmanaged
+        where TBlockOps : IVectorOps<TBlock>
+    {
+        int w = TBlockOps.Count; // 4 or more
+        if (w == 1 || !TBlockOps.IsHardwareAccelerated) return;
+        for (; j + w <= count; j += w)
+        {
+            float* s0 = source + j * stride;
+            int k = 0;
+            for (; k + w <= d; k += w) TBlockOps.TransposeBlock(s0 + k, stride, destination + k * keyTile + j, keyTile);
+            // Columns left over (all of them when the head is narrower than a vector): 4 × 4 blocks, then one by one.
+            for (int i = 0; i < w; i += 4)
+            {
+                int c = k;
+                for (; c + 4 <= d; c += 4) Vector128Ops.TransposeBlock(s0 + i * stride + c, stride, destination + c * keyTile + j + i, keyTile);
+                for (; c < d; c++)
+                {
+                    for (int x = i; x < i + 4; x++) destination[c * keyTile + j + x] = s0[x * stride + c];
+                }
+            }
         }
     }
 

@@ -77,4 +77,7 @@ internal enum KernelKind
 {
     Prefill,
     Decode,
+
+    /// <summary>Small unmasked problems with fp32 keys and values: one pass per (batch, key-value head), see <see cref="Kernels.SmallKernel{TVec, TOps}"/>.</summary>
+    Small,
 }

@@ -40,6 +40,8 @@ internal static class Planner
     public static AttentionPlan Plan(in KernelArguments args, KernelWidth width, int maxThreads, KernelKind? kind = null)
     {
         kind ??= PreferredKind(args);
+        if (kind == KernelKind.Small && !SmallApplies(args)) kind = KernelKind.Decode;
+        if (kind == KernelKind.Small) return PlanSmall(args, width, maxThreads);
         if (kind == KernelKind.Decode && args.KeyCount > 0) return PlanDecode(args, width, maxThreads);
 
         int lanes = KernelDispatch.Lanes(width);
@@ -85,8 +87,36 @@ internal static class Planner
     {
         if (args.QueryCount <= DecodeMaxQueries) return KernelKind.Decode;
         long pairWork = (long)args.GroupSize * args.QueryCount * args.KeyCount * (args.HeadSize + args.ValueHeadSize);
-        return args.KeyCount <= DirectMaxKeys && pairWork <= DirectPairWork ? KernelKind.Decode : KernelKind.Prefill;
+        if (args.KeyCount > DirectMaxKeys || pairWork > DirectPairWork) return KernelKind.Prefill;
+        return SmallApplies(args) ? KernelKind.Small : KernelKind.Decode;
     }
+
+    /// <summary>
+    /// The small kernel takes problems with keys and no mask, index mask or score term: each row sees every key, so
+    /// one pass needs no online rescaling and no per-row ranges (sinks join at the end). Never a question of element
+    /// types, so that typed inputs run the same kernel as fp32 inputs holding the same values.
+    /// </summary>
+    internal static bool SmallApplies(in KernelArguments args) =>
+        args.KeyCount > 0 && args.Causal == CausalMask.None && !args.HasWindow && !args.HasKeyLengths && !args.HasScoreTerms;
+
+    private static AttentionPlan PlanSmall(in KernelArguments args, KernelWidth width, int maxThreads)
+    {
+        int rows = RoundUp(args.GroupSize * args.QueryCount, BlockRows);
+        int stride = RoundUp(args.KeyCount, KernelDispatch.Lanes(width));
+        long work = (long)args.Batch * args.QueryHeads * args.QueryCount * args.KeyCount * (args.HeadSize + args.ValueHeadSize);
+        return new AttentionPlan
+        {
+            Width = width,
+            Kind = KernelKind.Small,
+            HeadPairs = args.Batch * args.KeyValueHeads,
+            Threads = work < ParallelThreshold ? 1 : Math.Max(1, maxThreads),
+            Scratch = WorkerScratchFor(rows, args.HeadSize, args.ValueHeadSize, rows * stride) with { Staging = SmallStagingLength(args, KernelDispatch.Lanes(width)) },
+        };
+    }
+
+    /// <summary>Small kernel, slot 4: Kᵀ [headSize, keys rounded up to whole vectors], then room for keys or values widened from a narrower type.</summary>
+    internal static int SmallStagingLength(in KernelArguments args, int lanes) =>
+        args.HeadSize * RoundUp(args.KeyCount, lanes) + args.KeyCount * Math.Max(args.Key.IsFloat32 ? 0 : args.HeadSize, args.Value.IsFloat32 ? 0 : args.ValueHeadSize);
 
     private static AttentionPlan PlanDecode(in KernelArguments args, KernelWidth width, int maxThreads)
     {

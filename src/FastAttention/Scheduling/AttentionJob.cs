@@ -18,7 +18,7 @@ internal sealed unsafe class AttentionJob : ParallelJob
     private float* _scratch; // prefill: packed keys (then widened values); decode: per-slice partial states
     private Phase _phase;
 
-    private enum Phase { PackKeys, Tiles, Slices, Merge }
+    private enum Phase { PackKeys, Tiles, Slices, Merge, Small }
 
     private AttentionJob(WorkspacePool workspaces) : base(workspaces) { }
 
@@ -45,7 +45,12 @@ internal sealed unsafe class AttentionJob : ParallelJob
                 _args = args;
                 _plan = plan;
                 _scratch = scratch;
-                if (plan.Kind == KernelKind.Decode)
+                if (plan.Kind == KernelKind.Small)
+                {
+                    _phase = Phase.Small;
+                    Run(plan.HeadPairs, plan.Threads, call, plan.Scratch);
+                }
+                else if (plan.Kind == KernelKind.Decode)
                 {
                     _phase = Phase.Slices;
                     Run(plan.SliceItems, plan.Threads, call, plan.Scratch);
@@ -105,6 +110,7 @@ internal sealed unsafe class AttentionJob : ParallelJob
             case Phase.PackKeys: PrefillKernel<TVec, TOps>.PackKeys(_args, _plan, _scratch, workspace, item); break;
             case Phase.Tiles: PrefillKernel<TVec, TOps>.Compute(_args, _plan, _scratch, workspace, item); break;
             case Phase.Slices: DecodeKernel<TVec, TOps>.Slice(_args, _plan, _scratch, workspace, item); break;
+            case Phase.Small: SmallKernel<TVec, TOps>.Compute(_args, workspace, item); break;
             default: DecodeKernel<TVec, TOps>.Merge(_args, _plan, _scratch, item); break;
         }
     }

@@ -29,7 +29,7 @@ public class ElementTypeProperties
         from v in InputStorage
         from output in QueryStorage
         from width in Gen.Elements(KernelDispatch.All.ToArray())
-        from kind in Gen.Elements<KernelKind?>(null, KernelKind.Prefill, KernelKind.Decode)
+        from kind in Gen.Elements<KernelKind?>(null, KernelKind.Prefill, KernelKind.Decode, KernelKind.Small)
         from threads in Gen.Elements(1, 2)
         where q != Storage.Float32 || k != Storage.Float32 || v != Storage.Float32 || output != Storage.Float32
         select (TypedProblem.Create(MaskedProblem.Create(pair.Spec, withMasks ? pair.Masks : MaskSpec.None), q, k, v), output, width, kind, threads);

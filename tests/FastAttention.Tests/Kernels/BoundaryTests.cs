@@ -33,7 +33,7 @@ public class BoundaryTests
         foreach (var causal in new[] { CausalMask.None, CausalMask.BottomRight })
         {
             var problem = TestProblem.Create(new ProblemSpec(1, 2, 1, 5, 37, headSize, headSize, LayoutKind.Strided, causal, null, 2f, headSize));
-            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode, KernelKind.Small })
             {
                 var (output, lse) = problem.Run(width, kind: kind);
                 Tolerance.AssertClose(problem, output, lse);
@@ -49,7 +49,7 @@ public class BoundaryTests
         foreach (var causal in new[] { CausalMask.None, CausalMask.TopLeft, CausalMask.BottomRight })
         {
             var problem = TestProblem.Create(new ProblemSpec(1, 3, 3, 6, keyCount, 33, 17, LayoutKind.Bshd, causal, null, 2f, keyCount));
-            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode, KernelKind.Small })
             {
                 var (output, lse) = problem.Run(width, kind: kind);
                 Tolerance.AssertClose(problem, output, lse);
@@ -64,7 +64,7 @@ public class BoundaryTests
     public void Compute_FullyMaskedRows_ZerosAndNegativeInfinityLogSumExp(CausalMask causal, int queryCount, int keyCount)
     {
         foreach (var width in KernelDispatch.All)
-        foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+        foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode, KernelKind.Small })
         {
             var problem = TestProblem.Create(new ProblemSpec(2, 2, 1, queryCount, keyCount, 8, 8, LayoutKind.Bhsd, causal, null, 2f, 7));
             var (output, lse) = problem.Run(width, kind: kind);
@@ -89,7 +89,7 @@ public class BoundaryTests
     {
         var problem = TestProblem.Create(new ProblemSpec(1, 1, 1, 6, 6, 4, 4, LayoutKind.Bhsd, CausalMask.TopLeft, null, 1f, 3));
         problem.Value[3 * 4 + 1] = float.NaN; // key 3, column 1: visible to rows 3, 4, 5
-        foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+        foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode, KernelKind.Small })
         {
             var (output, _) = problem.Run(kind: kind);
             for (int i = 0; i < 6; i++)

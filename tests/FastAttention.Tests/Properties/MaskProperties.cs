@@ -11,7 +11,7 @@ namespace FastAttention.Tests.Properties;
 /// <summary>Masks, biases and attention variants against the fp64 reference, in both kernels and at every width.</summary>
 public class MaskProperties
 {
-    private static readonly KernelKind[] Kinds = [KernelKind.Prefill, KernelKind.Decode];
+    private static readonly KernelKind[] Kinds = [KernelKind.Prefill, KernelKind.Decode, KernelKind.Small];
 
     /// <summary>Any combination of bias, boolean mask, key lengths, window, ALiBi, soft-cap and sinks, with either causal alignment.</summary>
     [Property(MaxTest = 300)]

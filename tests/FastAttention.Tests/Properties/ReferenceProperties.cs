@@ -63,7 +63,7 @@ public class ReferenceProperties
         Prop.ForAll(Generators.Problems().ToArbitrary(), Gen.Elements(KernelDispatch.All.ToArray()).ToArbitrary(), (spec, width) =>
         {
             var problem = TestProblem.Create(spec);
-            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode })
+            foreach (var kind in new[] { KernelKind.Prefill, KernelKind.Decode, KernelKind.Small })
             {
                 var (output, lse) = problem.Run(width, kind: kind);
                 Tolerance.AssertClose(problem, output, lse);

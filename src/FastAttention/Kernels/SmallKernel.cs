@@ -1,0 +1,118 @@
+using System.Runtime.CompilerServices;
+using FastAttention.Buffers;
+using FastAttention.Planning;
+
+namespace FastAttention.Kernels;
+
+/// <summary>
+/// Small unmasked problems (every key of a head in one tile, no mask or score term): one item per (batch,
+/// key-value head) does it all in one pass, without the tile machinery the general kernels need for long or masked
+/// problems. Keys and values not in fp32 are widened first, exactly as the other kernels widen them.
+/// <code>
+///  K[b, kvh] ──transpose──► Kᵀ [headSize, keys rounded up to whole vectors]
+///  Q rows (all heads of the group) ──×scale──► Qs
+///  S = Qs·Kᵀ (4-row register tiles) ─► per row m = max S, P = e^(S − m), l = Σ P ─► O = P·V (4-row tiles) ─► O / l
+/// </code>
+/// No online rescaling: each row's maximum is known before its first weight.
+/// </summary>
+internal static unsafe class SmallKernel<TVec, TOps>
+    where TVec : unmanaged
+    where TOps : IVectorOps<TVec>
+{
+    private const int Rows = MicroKernels<TVec, TOps>.Rows;
+
+    /// <summary>Runs item <paramref name="pair"/>: every query row of every head of one (batch, key-value head).</summary>
+    [SkipLocalsInit]
+    public static void Compute(in KernelArguments args, Workspace workspace, int pair)
+    {
+        int b = pair / args.KeyValueHeads, kvh = pair % args.KeyValueHeads;
+        int d = args.HeadSize, dv = args.ValueHeadSize, group = args.GroupSize, queries = args.QueryCount, keys = args.KeyCount;
+        int rows = group * queries, paddedRows = Planner.RoundUp(rows, Rows);
+        int stride = Planner.RoundUp(keys, TOps.Count);
+
+        fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
+        fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
+        fixed (float* scores = workspace.Get(2, paddedRows * stride))
+        fixed (float* stats = workspace.Get(3, 2 * paddedRows))
+        fixed (float* staging = workspace.Get(4, Planner.SmallStagingLength(args, TOps.Count)))
+        {
+            // Slot 4: Kᵀ, then (for narrower types) the widened key rows and the widened value rows.
+            float* keysT = staging, widened = staging + d * stride;
+            float* keyRows = args.Key.IsFloat32 ? args.Key.Floats(b, kvh, 0) : widened;
+            nint keyStride = args.Key.IsFloat32 ? args.Key.RowStride : d;
+            if (!args.Key.IsFloat32) ElementConversion<TVec, TOps>.WidenRows(args.Key, b, kvh, 0, keys, d, widened, d);
+            PrefillKernel<TVec, TOps>.Transpose(keyRows, keyStride, keys, d, keysT, stride);
+            float* values = args.Value.IsFloat32 ? args.Value.Floats(b, kvh, 0) : widened;
+            nint valueStride = args.Value.IsFloat32 ? args.Value.RowStride : dv;
+            if (!args.Value.IsFloat32) ElementConversion<TVec, TOps>.WidenRows(args.Value, b, kvh, 0, keys, dv, widened, dv); // the widened keys are transposed by now
+            for (int r = 0; r < paddedRows; r++)
+            {
+                float* destination = queryScratch + r * d;
+                if (r < rows) ElementConversion<TVec, TOps>.ScaledRow(args.Query, b, kvh * group + r / queries, r % queries, destination, d, args.Scale);
+                else new Span<float>(destination, d).Clear();
+            }
+            new Span<float>(accumulators, paddedRows * dv).Clear();
+
+            for (int r0 = 0; r0 < paddedRows; r0 += Rows)
+            {
+                float* s0 = scores + r0 * stride;
+                MicroKernels<TVec, TOps>.Scores(queryScratch + r0 * d, d, keysT, stride, s0, stride, stride);
+                Weights(s0, stride, keys, stats + 2 * r0); // padded rows get finite weights into sums nobody reads
+                MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, s0, stride, values, valueStride, keys);
+            }
+            for (int r = 0; r < rows; r++)
+                RowOutput<TVec, TOps>.Write(args, b, kvh * group + r / queries, r % queries, accumulators + r * dv, stats[2 * r], stats[2 * r + 1]);
+        }
+    }
+
+    /// <summary>
+    /// For 4 rows of scores <paramref name="stride"/> apart: s[0..count) ← e^(s − m) with m the row's maximum, and the
+    /// row's state (m, Σ e^(s − m)). The rows go side by side, so that their exps overlap rather than wait on each
+    /// other. A row whose scores are all −∞ gets zero weights and the state (−∞, 0): never e^(−∞ + ∞).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Weights(float* s0, int stride, int count, float* state)
+    {
+        int w = TOps.Count, tail = count % w, whole = count - tail;
+        float* s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride;
+        TVec minusInfinity = TOps.Create(float.NegativeInfinity);
+        TVec x0 = minusInfinity, x1 = minusInfinity, x2 = minusInfinity, x3 = minusInfinity;
+        for (int j = 0; j < whole; j += w)
+        {
+            x0 = TOps.Max(x0, TOps.Load(s0 + j)); x1 = TOps.Max(x1, TOps.Load(s1 + j));
+            x2 = TOps.Max(x2, TOps.Load(s2 + j)); x3 = TOps.Max(x3, TOps.Load(s3 + j));
+        }
+        if (tail > 0)
+        {
+            x0 = TOps.Max(x0, TOps.SelectFirst(tail, TOps.Load(s0 + whole), minusInfinity)); x1 = TOps.Max(x1, TOps.SelectFirst(tail, TOps.Load(s1 + whole), minusInfinity));
+            x2 = TOps.Max(x2, TOps.SelectFirst(tail, TOps.Load(s2 + whole), minusInfinity)); x3 = TOps.Max(x3, TOps.SelectFirst(tail, TOps.Load(s3 + whole), minusInfinity));
+        }
+        float m0 = TOps.MaxAcross(x0), m1 = TOps.MaxAcross(x1), m2 = TOps.MaxAcross(x2), m3 = TOps.MaxAcross(x3);
+        // An all −∞ row subtracts 0 instead (its e^(−∞) are zeros), keeping the others' work branch-free.
+        TVec v0 = TOps.Create(Finite(m0)), v1 = TOps.Create(Finite(m1)), v2 = TOps.Create(Finite(m2)), v3 = TOps.Create(Finite(m3));
+        TVec l0 = TOps.Zero, l1 = TOps.Zero, l2 = TOps.Zero, l3 = TOps.Zero;
+        for (int j = 0; j < whole; j += w)
+        {
+            TVec p0 = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s0 + j), v0)), p1 = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s1 + j), v1));
+            TVec p2 = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s2 + j), v2)), p3 = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s3 + j), v3));
+            TOps.Store(p0, s0 + j); TOps.Store(p1, s1 + j); TOps.Store(p2, s2 + j); TOps.Store(p3, s3 + j);
+            l0 = TOps.Add(l0, p0); l1 = TOps.Add(l1, p1); l2 = TOps.Add(l2, p2); l3 = TOps.Add(l3, p3);
+        }
+        if (tail > 0)
+        {
+            // The tail as one vector each: lanes past the end become exact zeros.
+            TVec p0 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s0 + whole), v0)), TOps.Zero);
+            TVec p1 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s1 + whole), v1)), TOps.Zero);
+            TVec p2 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s2 + whole), v2)), TOps.Zero);
+            TVec p3 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s3 + whole), v3)), TOps.Zero);
+            TOps.Store(p0, s0 + whole); TOps.Store(p1, s1 + whole); TOps.Store(p2, s2 + whole); TOps.Store(p3, s3 + whole);
+            l0 = TOps.Add(l0, p0); l1 = TOps.Add(l1, p1); l2 = TOps.Add(l2, p2); l3 = TOps.Add(l3, p3);
+        }
+        state[0] = m0; state[1] = TOps.SumAcross(l0);
+        state[2] = m1; state[3] = TOps.SumAcross(l1);
+        state[4] = m2; state[5] = TOps.SumAcross(l2);
+        state[6] = m3; state[7] = TOps.SumAcross(l3);
+    }
+
+    private static float Finite(float max) => max == float.NegativeInfinity ? 0f : max;
+}
