@@ -38,8 +38,8 @@ internal static class ResultsPlot
         plot.Title($"Attention prefill, {threads} thread(s), {cpu}; FMA peak {peak:F0} GFLOP/s");
         if (peak > 0)
         {
-            var line = plot.Add.HorizontalLine(peak, color: Colors.Gray, pattern: LinePattern.Dashed);
-            line.LabelText = "FMA peak";
+            plot.Add.HorizontalLine(peak, color: Colors.Gray, pattern: LinePattern.Dashed);
+            legend.Add(new LegendItem { LabelText = "FMA peak", LineColor = Colors.Gray, LinePattern = LinePattern.Dashed, LineWidth = 1 }); // a line label would cover the tick labels
             plot.Axes.SetLimitsY(0, peak * 1.08);
         }
         plot.ShowLegend(legend, Alignment.UpperRight);
