@@ -78,6 +78,6 @@ internal enum KernelKind
     Prefill,
     Decode,
 
-    /// <summary>Small unmasked problems with fp32 keys and values: one pass per (batch, key-value head), see <see cref="Kernels.SmallKernel{TVec, TOps}"/>.</summary>
+    /// <summary>Small unmasked problems: one pass per (batch, key-value head), see <see cref="Kernels.SmallKernel{TVec, TOps}"/>.</summary>
     Small,
 }

@@ -26,11 +26,11 @@ internal static class Planner
     // as long as (batch, key-value head, slice) items stay plentiful for many cores.
     internal const int DecodeMinSplit = 512, DecodeMaxSplit = 2048, DecodeTargetItems = 64;
 
-    // The direct path (decode kernel for small prefill problems) takes key counts up to this.
+    // Small problems (small kernel, or decode for masked ones) have at most this many keys.
     internal const int DirectMaxKeys = 512;
 
-    // Direct path for small problems: below this many multiply-adds per (batch, key-value head), transposing
-    // K into tiles costs more than it saves, so the query rows read K rows directly as decode does.
+    // Small problems: below this many multiply-adds per (batch, key-value head) the tile machinery costs more than
+    // it saves. Unmasked ones take the one-pass small kernel; masked ones read K rows directly as decode does.
     internal const long DirectPairWork = 1L << 16;
 
     /// <param name="args">The validated problem.</param>
