@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using FastAttention.Buffers;
 using FastAttention.Planning;
 
@@ -70,7 +69,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         // then 4 × 4 blocks: several times faster than element by element, which matters when little of the tile is
         // visible and for small problems, where the transpose is a good part of the call.
         TransposeBlocks<TVec, TOps>(source, stride, count, d, destination, keyTile, ref j);
-        if (TOps.Count > 4) TransposeBlocks<Vector128<float>, Vector128Ops>(source, stride, count, d, destination, keyTile, ref j);
+        if (TOps.Count != 4) TransposeBlocks<Vector128<float>, Vector128Ops>(source, stride, count, d, destination, keyTile, ref j); // the scalar width too
         for (; j < count; j++)
         {
             float* row = source + j * stride, column = destination + j;
@@ -88,8 +87,8 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         where TBlock : unmanaged
         where TBlockOps : IVectorOps<TBlock>
     {
-        int w = TBlockOps.Count; // 4 or more
-        if (w == 1 || !TBlockOps.IsHardwareAccelerated) return;
+        int w = TBlockOps.Count;
+        if (w == 1 || !TBlockOps.IsHardwareAccelerated) return; // the scalar width has no block to move; an emulated width is slower than 4 × 4
         for (; j + w <= count; j += w)
         {
             float* s0 = source + j * stride;
