@@ -36,7 +36,7 @@ internal static class Planner
     /// <param name="args">The validated problem.</param>
     /// <param name="width">The kernel width.</param>
     /// <param name="maxThreads">The most threads the call may use.</param>
-    /// <param name="kind">Forces a kernel (tests cover both on every shape); null picks by size.</param>
+    /// <param name="kind">Forces a kernel (tests cover each on every shape; Small, where a mask or score term rules it out, runs as Decode); null picks by size.</param>
     public static AttentionPlan Plan(in KernelArguments args, KernelWidth width, int maxThreads, KernelKind? kind = null)
     {
         kind ??= PreferredKind(args);

@@ -116,11 +116,16 @@ internal sealed class TestProblem
         return (ReadOutput(), lse);
     }
 
-    public float[] ReadOutput()
+    public float[] ReadOutput() => ReadDense(Shape, Output, x => x, OutputSentinel);
+
+    /// <summary>
+    /// The output tensor of <paramref name="s"/> read densely through its layout and widened to fp32; every element of
+    /// <paramref name="output"/> outside the tensor must still hold <paramref name="sentinel"/>.
+    /// </summary>
+    public static float[] ReadDense<T>(in AttentionShape s, T[] output, Func<T, float> widen, T sentinel) where T : IEquatable<T>
     {
-        var s = Shape;
         var dense = new float[(long)s.Batch * s.QueryHeads * s.QueryCount * s.ValueHeadSize];
-        var used = new bool[Output.Length];
+        var used = new bool[output.Length];
         var l = s.OutputLayout;
         int n = 0;
         for (int b = 0; b < s.Batch; b++)
@@ -129,12 +134,12 @@ internal sealed class TestProblem
         for (int c = 0; c < s.ValueHeadSize; c++)
         {
             long at = l.Offset + b * l.BatchStride + h * l.HeadStride + i * l.RowStride + c;
-            dense[n++] = Output[at];
+            dense[n++] = widen(output[at]);
             used[at] = true;
         }
-        for (int i = 0; i < Output.Length; i++)
-            if (!used[i] && BitConverter.SingleToInt32Bits(Output[i]) != BitConverter.SingleToInt32Bits(OutputSentinel))
-                throw new Xunit.Sdk.XunitException($"output element {i} outside the output tensor was written ({Output[i]}).");
+        for (int i = 0; i < output.Length; i++)
+            if (!used[i] && !output[i].Equals(sentinel))
+                throw new Xunit.Sdk.XunitException($"output element {i} outside the output tensor was written ({widen(output[i])}).");
         return dense;
     }
 

@@ -87,8 +87,8 @@ internal sealed class TypedProblem
                     long at = layout.Offset + b * layout.BatchStride + h * layout.HeadStride + r * layout.RowStride;
                     Array.Copy(data, at, row, 0, columns);
                     int index = (b * heads + h) * rows + r;
-                    Int8Quantization.QuantizeRows(row, columns, quantised, scales.AsSpan(index, 1));
                     if (storage == Storage.Int8PowerOfTwo) QuantizePowerOfTwo(row, quantised, out scales[index]);
+                    else Int8Quantization.QuantizeRows(row, columns, quantised, scales.AsSpan(index, 1));
                     for (int c = 0; c < columns; c++)
                     {
                         stored[at + c] = quantised[c];
@@ -125,62 +125,29 @@ internal sealed class TypedProblem
     /// </summary>
     public (float[] Output, float[] LogSumExp) Run(Storage output, KernelWidth? width = null, int? threads = null, KernelKind? kind = null)
     {
-        var s = Shape;
-        int length = Widened.Problem.Output.Length;
-        var lse = new float[s.LogSumExpLength];
-        var options = Widened.Options with { MaxDegreeOfParallelism = threads };
-        KernelWidth w = width ?? KernelDispatch.Best;
-        float[] dense;
-        switch (output)
+        var lse = new float[Shape.LogSumExpLength];
+        float[] dense = output switch
         {
-            case Storage.Float32:
-            {
-                var o = new float[length];
-                Array.Fill(o, TestProblem.OutputSentinel);
-                Attention.Run(Tensor(_query, []), Tensor(_key, _keyScales), Tensor(_value, _valueScales), o, lse, true, s, options, w, Buffers.WorkspacePool.Shared, kind, Widened.Tensors);
-                dense = Read(o, x => x, TestProblem.OutputSentinel);
-                break;
-            }
-            case Storage.Half:
-            {
-                var o = new Half[length];
-                Array.Fill(o, (Half)TestProblem.OutputSentinel);
-                Attention.Run(Tensor(_query, []), Tensor(_key, _keyScales), Tensor(_value, _valueScales), o, lse, true, s, options, w, Buffers.WorkspacePool.Shared, kind, Widened.Tensors);
-                dense = Read(o, x => (float)x, (Half)TestProblem.OutputSentinel);
-                break;
-            }
-            default:
-            {
-                var o = new BFloat16[length];
-                Array.Fill(o, (BFloat16)TestProblem.OutputSentinel);
-                Attention.Run(Tensor(_query, []), Tensor(_key, _keyScales), Tensor(_value, _valueScales), o, lse, true, s, options, w, Buffers.WorkspacePool.Shared, kind, Widened.Tensors);
-                dense = Read(o, x => (float)x, (BFloat16)TestProblem.OutputSentinel);
-                break;
-            }
-        }
+            Storage.Float32 => RunInto(new float[Widened.Problem.Output.Length], x => x, TestProblem.OutputSentinel, lse, width, threads, kind),
+            Storage.Half => RunInto(new Half[Widened.Problem.Output.Length], x => (float)x, (Half)TestProblem.OutputSentinel, lse, width, threads, kind),
+            _ => RunInto(new BFloat16[Widened.Problem.Output.Length], x => (float)x, (BFloat16)TestProblem.OutputSentinel, lse, width, threads, kind),
+        };
         return (dense, lse);
     }
 
-    private float[] Read<T>(T[] output, Func<T, float> widen, T sentinel) where T : IEquatable<T>
+    private float[] RunInto<T>(T[] output, Func<T, float> widen, T sentinel, float[] lse, KernelWidth? width, int? threads, KernelKind? kind) where T : IEquatable<T>
     {
-        var s = Shape;
-        var l = s.OutputLayout;
-        var dense = new float[(long)s.Batch * s.QueryHeads * s.QueryCount * s.ValueHeadSize];
-        var used = new bool[output.Length];
-        int n = 0;
-        for (int b = 0; b < s.Batch; b++)
-        for (int h = 0; h < s.QueryHeads; h++)
-        for (int i = 0; i < s.QueryCount; i++)
-        for (int c = 0; c < s.ValueHeadSize; c++)
+        Array.Fill(output, sentinel);
+        AttentionOutput target = output switch
         {
-            long at = l.Offset + b * l.BatchStride + h * l.HeadStride + i * l.RowStride + c;
-            dense[n++] = widen(output[at]);
-            used[at] = true;
-        }
-        for (int i = 0; i < output.Length; i++)
-            if (!used[i] && !output[i].Equals(sentinel))
-                throw new Xunit.Sdk.XunitException($"output element {i} outside the output tensor was written.");
-        return dense;
+            float[] f => f,
+            Half[] h => h,
+            BFloat16[] b => b,
+            _ => throw new InvalidOperationException(),
+        };
+        Attention.Run(Tensor(_query, []), Tensor(_key, _keyScales), Tensor(_value, _valueScales), target, lse, true, Shape,
+            Widened.Options with { MaxDegreeOfParallelism = threads }, width ?? KernelDispatch.Best, Buffers.WorkspacePool.Shared, kind, Widened.Tensors);
+        return TestProblem.ReadDense(Shape, output, widen, sentinel);
     }
 
     /// <summary>The fp32 result rounded to the output storage and widened back: what a typed output must hold.</summary>
