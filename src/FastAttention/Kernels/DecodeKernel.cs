@@ -321,6 +321,72 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         }
     }
 
+    /// <summary>
+    /// <see cref="DotRow{TLoad}"/> for IEEE half keys read as their bits (<see cref="HalfBitsLoader"/>) against a query
+    /// that carries 2¹¹², with the check for ±∞ and NaN fused in: the largest magnitude read is tracked, and only a
+    /// half with exponent 31 reads as 2⁻⁹⁶ or more. Returns false when some half of the rows is ±∞ or NaN; the scores
+    /// written are then not valid and the caller computes them again.
+    /// </summary>
+    private static bool DotRowHalfBits(float* query, int d, byte* keys, nint keyStride, int count, float* scores)
+    {
+        nint rowBytes = keyStride * 2;
+        int vectorEnd = d - d % TOps.Count, j = 0;
+        TVec tracker = TOps.Zero;
+        float tail = 0f;
+        for (; j + 4 <= count; j += 4)
+        {
+            byte* k0 = keys + j * rowBytes;
+            TOps.StoreSums4(DotPartialHalfBits(query, k0, d, ref tracker), DotPartialHalfBits(query, k0 + rowBytes, d, ref tracker),
+                DotPartialHalfBits(query, k0 + 2 * rowBytes, d, ref tracker), DotPartialHalfBits(query, k0 + 3 * rowBytes, d, ref tracker), scores + j);
+            for (int t = vectorEnd; t < d; t++)
+            {
+                for (int i = 0; i < 4; i++)
+                {
+                    float x = Element<HalfBitsLoader>(k0 + i * rowBytes, t);
+                    tail = MathF.Max(tail, MathF.Abs(x));
+                    scores[j + i] = float.MultiplyAddEstimate(query[t], x, scores[j + i]);
+                }
+            }
+        }
+        for (; j < count; j++)
+        {
+            byte* key = keys + j * rowBytes;
+            float sum = TOps.SumAcross(DotPartialHalfBits(query, key, d, ref tracker));
+            for (int t = vectorEnd; t < d; t++)
+            {
+                float x = Element<HalfBitsLoader>(key, t);
+                tail = MathF.Max(tail, MathF.Abs(x));
+                sum = float.MultiplyAddEstimate(query[t], x, sum);
+            }
+            scores[j] = sum;
+        }
+        return MathF.Max(TOps.MaxAcross(tracker), tail) < HalfBitsLoader.NonFinite;
+    }
+
+    /// <summary><see cref="DotPartial{TLoad}"/> for <see cref="HalfBitsLoader"/>, folding the magnitudes read into <paramref name="tracker"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec DotPartialHalfBits(float* query, byte* key, int d, ref TVec tracker)
+    {
+        int w = TOps.Count, t = 0;
+        TVec a = TOps.Zero, b = TOps.Zero, even = tracker, odd = TOps.Zero, scale = TOps.Zero;
+        for (; t + 2 * w <= d; t += 2 * w)
+        {
+            TVec x = HalfBitsLoader.Load<TVec, TOps>(key + t * 2, scale), y = HalfBitsLoader.Load<TVec, TOps>(key + (t + w) * 2, scale);
+            a = TOps.MultiplyAdd(TOps.Load(query + t), x, a);
+            b = TOps.MultiplyAdd(TOps.Load(query + t + w), y, b);
+            even = TOps.MaxMagnitude(even, x);
+            odd = TOps.MaxMagnitude(odd, y);
+        }
+        if (t + w <= d)
+        {
+            TVec x = HalfBitsLoader.Load<TVec, TOps>(key + t * 2, scale);
+            a = TOps.MultiplyAdd(TOps.Load(query + t), x, a);
+            even = TOps.MaxMagnitude(even, x);
+        }
+        tracker = TOps.Max(even, odd);
+        return TOps.Add(a, b);
+    }
+
     /// <summary><see cref="DotRow{TLoad}"/> over <paramref name="count"/> key rows of (b, kvh) from <paramref name="first"/>, in their stored type.</summary>
     [SkipLocalsInit]
     private static void DotRowInPlace(in Operand key, int b, int kvh, int first, float* query, int d, int count, float* scores)
@@ -336,13 +402,23 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 // exact while |q| < 2¹⁶ (the usual case: q is already scaled); the rebias multiply is saved per element.
                 float* rebiased = stackalloc float[Math.Min(d, MaxRebiasedQuery)];
                 if (d > MaxRebiasedQuery || !Rebias(query, rebiased, d)) rebiased = null;
+                if (rebiased != null)
+                {
+                    // The check for ±∞ and NaN fused into the dot products; a chunk that has one is done again.
+                    for (int j = 0; j < count; j += HalfCheckRows)
+                    {
+                        byte* chunk = rows + j * key.RowStride * 2;
+                        int n = Math.Min(HalfCheckRows, count - j);
+                        if (!DotRowHalfBits(rebiased, d, chunk, key.RowStride, n, scores + j)) DotRow<HalfLoader>(query, d, chunk, key.RowStride, n, scores + j);
+                    }
+                    break;
+                }
                 // A few keys at a time, so that the scan brings them into L1 for the dot products right after it.
                 for (int j = 0; j < count; j += HalfScanRows)
                 {
                     byte* chunk = rows + j * key.RowStride * 2;
                     int n = Math.Min(HalfScanRows, count - j);
                     if (!ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, key.RowStride, n, d)) DotRow<HalfLoader>(query, d, chunk, key.RowStride, n, scores + j);
-                    else if (rebiased != null) DotRow<HalfBitsLoader>(rebiased, d, chunk, key.RowStride, n, scores + j);
                     else DotRow<FiniteHalfLoader>(query, d, chunk, key.RowStride, n, scores + j);
                 }
                 break;
@@ -367,22 +443,14 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             case ElementType.Float32: MicroKernels<TVec, TOps>.AccumulateRow<Float32Loader>(output, dv, weights, rows, value.RowStride, count); break;
             case ElementType.Float16:
             {
-                // Value rows a few at a time, each chunk scanned and then added (in key order: the same sums).
-                float* rebiased = stackalloc float[HalfScanRows];
-                for (int j = 0; j < count; j += HalfScanRows)
+                // Value rows a chunk at a time (in key order: the same sums). The weights (at most 1) carry the 2¹¹²
+                // and the value rows are read as their bits, checked for ±∞ and NaN in the same pass.
+                float* rebiased = stackalloc float[HalfCheckRows];
+                for (int j = 0; j < count; j += HalfCheckRows)
                 {
-                    byte* chunk = rows + j * value.RowStride * 2;
-                    int n = Math.Min(HalfScanRows, count - j);
-                    if (ElementConversion<TVec, TOps>.AllHalvesFinite(chunk, value.RowStride, n, dv))
-                    {
-                        // The weights (at most 1) carry the 2¹¹²; the value rows are read as their bits.
-                        for (int i = 0; i < n; i++) rebiased[i] = weights[j + i] * HalfBitsLoader.Rebias;
-                        MicroKernels<TVec, TOps>.AccumulateRow<HalfBitsLoader>(output, dv, rebiased, chunk, value.RowStride, n);
-                    }
-                    else
-                    {
-                        MicroKernels<TVec, TOps>.AccumulateRow<HalfLoader>(output, dv, weights + j, chunk, value.RowStride, n);
-                    }
+                    int n = Math.Min(HalfCheckRows, count - j);
+                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(weights + j, n), HalfBitsLoader.Rebias, new Span<float>(rebiased, n));
+                    MicroKernels<TVec, TOps>.AccumulateRowHalfBits(output, dv, rebiased, weights + j, rows + j * value.RowStride * 2, value.RowStride, n);
                 }
                 break;
             }
@@ -404,6 +472,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     // Half rows scanned for ±∞/NaN at a time before they are used: few enough to stay in L1 in between.
     private const int HalfScanRows = 16;
+
+    // Half rows read at a time with the ±∞/NaN check fused in: a chunk that has one is read again, widened with the fix-up.
+    private const int HalfCheckRows = 64;
 
     // int8 value rows whose weights are scaled at a time (the weights' stack buffer).
     private const int ScaledWeightChunk = 256;

@@ -71,6 +71,9 @@ internal unsafe struct HalfBitsLoader : IElementLoader
     /// <summary>The factor the other operand carries.</summary>
     public const float Rebias = 5.192296858534828e33f; // 2¹¹²
 
+    /// <summary>2⁻⁹⁶: what exponent 31 (±∞, NaN) reads as at the least; every finite half reads as less in magnitude.</summary>
+    public static float NonFinite => BitConverter.UInt32BitsToSingle(0x0F80_0000u);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
         TOps.And(TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u)));

@@ -36,6 +36,12 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     /// <summary>Lane-wise maximum; which operand a NaN lane yields is unspecified.</summary>
     static abstract TVec Max(TVec a, TVec b);
 
+    /// <summary>
+    /// max(<paramref name="tracker"/>, |x|) lane-wise, for a non-negative tracker and lanes that are not NaN: one
+    /// vrangeps where the CPU has AVX-512DQ, otherwise an and and a maximum.
+    /// </summary>
+    static abstract TVec MaxMagnitude(TVec tracker, TVec x);
+
     static abstract TVec Round(TVec x);
     static abstract TVec Floor(TVec x);
 
@@ -120,6 +126,9 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> MaxMagnitude(Vector512<float> tracker, Vector512<float> x) =>
+        Avx512DQ.IsSupported ? Avx512DQ.Range(tracker, x, 0b1011) : Vector512.Max(tracker, Vector512.Abs(x)); // 11: larger magnitude, 10: sign cleared
     public static Vector512<float> Indices => Vector512<float>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaxHalfBits(Vector512<float> tracker, short* source) =>
@@ -218,6 +227,9 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> MaxMagnitude(Vector256<float> tracker, Vector256<float> x) =>
+        Avx512DQ.VL.IsSupported ? Avx512DQ.VL.Range(tracker, x, 0b1011) : Vector256.Max(tracker, Vector256.Abs(x));
     public static Vector256<float> Indices => Vector256<float>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MaxHalfBits(Vector256<float> tracker, short* source) =>
@@ -315,6 +327,9 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> MaxMagnitude(Vector128<float> tracker, Vector128<float> x) =>
+        Avx512DQ.VL.IsSupported ? Avx512DQ.VL.Range(tracker, x, 0b1011) : Vector128.Max(tracker, Vector128.Abs(x));
     public static Vector128<float> Indices => Vector128<float>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MaxHalfBits(Vector128<float> tracker, short* source) =>
@@ -403,6 +418,7 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Multiply(float a, float b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxMagnitude(float tracker, float x) => MathF.Max(tracker, MathF.Abs(x));
     public static float Indices => 0f;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxHalfBits(float tracker, short* source) =>

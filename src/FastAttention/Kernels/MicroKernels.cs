@@ -240,6 +240,57 @@ internal static unsafe class MicroKernels<TVec, TOps>
     }
 
     /// <summary>
+    /// <see cref="AccumulateRow{TLoad}"/> for IEEE half value rows, read as their bits (<see cref="HalfBitsLoader"/>)
+    /// against <paramref name="rebiasedWeights"/> (the weights times 2¹¹²), with the check for ±∞ and NaN fused into
+    /// the same pass: the largest magnitude read is tracked, and only a half with exponent 31 reaches 2⁻⁹⁶ as its
+    /// bits. A column block that holds one is not stored: it is added again from the output as it was, with
+    /// <see cref="HalfLoader"/> and the plain <paramref name="weights"/>, so ±∞ and NaN reach the output as they
+    /// would from the widened values, and finite blocks give the same bits either way (each column's sum is its own).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AccumulateRowHalfBits(float* output, int columns, float* rebiasedWeights, float* weights, byte* value, nint valueStride, int count)
+    {
+        int w = TOps.Count;
+        nint rowBytes = valueStride * 2;
+        TVec limit = TOps.Create(HalfBitsLoader.NonFinite);
+        int c = 0;
+        for (; c + 8 * w <= columns; c += 8 * w)
+        {
+            float* o = output + c;
+            TVec a0 = TOps.Load(o), a1 = TOps.Load(o + w), a2 = TOps.Load(o + 2 * w), a3 = TOps.Load(o + 3 * w);
+            TVec a4 = TOps.Load(o + 4 * w), a5 = TOps.Load(o + 5 * w), a6 = TOps.Load(o + 6 * w), a7 = TOps.Load(o + 7 * w);
+            TVec even = TOps.Zero, odd = TOps.Zero;
+            byte* v = value + c * 2;
+            for (int j = 0; j < count; j++, v += rowBytes)
+            {
+                TVec b = TOps.Create(rebiasedWeights[j]), sc = TOps.Zero;
+                TVec x = HalfBitsLoader.Load<TVec, TOps>(v, sc); a0 = TOps.MultiplyAdd(b, x, a0); even = TOps.MaxMagnitude(even, x);
+                x = HalfBitsLoader.Load<TVec, TOps>(v + 2 * w, sc); a1 = TOps.MultiplyAdd(b, x, a1); odd = TOps.MaxMagnitude(odd, x);
+                x = HalfBitsLoader.Load<TVec, TOps>(v + 4 * w, sc); a2 = TOps.MultiplyAdd(b, x, a2); even = TOps.MaxMagnitude(even, x);
+                x = HalfBitsLoader.Load<TVec, TOps>(v + 6 * w, sc); a3 = TOps.MultiplyAdd(b, x, a3); odd = TOps.MaxMagnitude(odd, x);
+                x = HalfBitsLoader.Load<TVec, TOps>(v + 8 * w, sc); a4 = TOps.MultiplyAdd(b, x, a4); even = TOps.MaxMagnitude(even, x);
+                x = HalfBitsLoader.Load<TVec, TOps>(v + 10 * w, sc); a5 = TOps.MultiplyAdd(b, x, a5); odd = TOps.MaxMagnitude(odd, x);
+                x = HalfBitsLoader.Load<TVec, TOps>(v + 12 * w, sc); a6 = TOps.MultiplyAdd(b, x, a6); even = TOps.MaxMagnitude(even, x);
+                x = HalfBitsLoader.Load<TVec, TOps>(v + 14 * w, sc); a7 = TOps.MultiplyAdd(b, x, a7); odd = TOps.MaxMagnitude(odd, x);
+            }
+            if (TOps.MaxAcross(TOps.Max(even, odd)) >= HalfBitsLoader.NonFinite)
+            {
+                AccumulateRow<HalfLoader>(o, 8 * w, weights, value + c * 2, valueStride, count);
+                continue;
+            }
+            TOps.Store(a0, o); TOps.Store(a1, o + w); TOps.Store(a2, o + 2 * w); TOps.Store(a3, o + 3 * w);
+            TOps.Store(a4, o + 4 * w); TOps.Store(a5, o + 5 * w); TOps.Store(a6, o + 6 * w); TOps.Store(a7, o + 7 * w);
+        }
+        if (c < columns)
+        {
+            // The last columns (fewer than 8 vectors): scanned first, then added the same way.
+            byte* rest = value + c * 2;
+            if (ElementConversion<TVec, TOps>.AllHalvesFinite(rest, valueStride, count, columns - c)) AccumulateRow<HalfBitsLoader>(output + c, columns - c, rebiasedWeights, rest, valueStride, count);
+            else AccumulateRow<HalfLoader>(output + c, columns - c, weights, rest, valueStride, count);
+        }
+    }
+
+    /// <summary>
     /// <see cref="AccumulateRow(float*, int, float*, float*, nint, int)"/> for two rows at once: output rows
     /// <paramref name="output"/> and output + columns, weights <paramref name="weights"/> and weights + weightStride.
     /// Chunks of 8 column vectors (16 accumulators) cover a whole value row of up to 8 vectors in one pass, so value

@@ -108,18 +108,24 @@ public class ElementTypeProperties
     }
 
     [Theory]
-    [InlineData(1, 1)]   // plain decode: K and V read in place
-    [InlineData(4, 1)]   // a group of 4 rows: each slice widened into scratch
-    [InlineData(1, 40)]  // prefill
-    public void HalfKeysAndValues_WithInfinityAndNaN_PropagateAsFp32OnTheWidenedValues(int group, int queries)
+    [InlineData(1, 1, 64)]   // plain decode: K and V read in place
+    [InlineData(1, 1, 128)]  // plain decode with whole 8-vector column blocks at every width
+    [InlineData(1, 1, 136)]  // and a head size that leaves a tail of columns after them
+    [InlineData(4, 1, 64)]   // a group of 4 rows: each slice widened into scratch
+    [InlineData(1, 40, 64)]  // prefill
+    public void HalfKeysAndValues_WithInfinityAndNaN_PropagateAsFp32OnTheWidenedValues(int group, int queries, int d)
     {
         // ±∞ and NaN in visible Half rows take the conversion's exact path; the rest of the rows the fast one.
-        var spec = new ProblemSpec(1, 2 * group, 2, queries, 700, 64, 64, LayoutKind.Bhsd, CausalMask.None, null, 1f, 5);
+        // Key-value head 1 keeps finite scores, so its finite columns are compared bit for bit.
+        var spec = new ProblemSpec(1, 3 * group, 3, queries, 700, d, d, LayoutKind.Bhsd, CausalMask.None, null, 1f, 5);
         var problem = MaskedProblem.Create(spec, MaskSpec.None);
         float[] key = problem.Problem.Key, value = problem.Problem.Value;
-        key[3 * 64 + 5] = float.PositiveInfinity;       // head 0, key 3
-        value[(700 + 650) * 64 + 7] = float.NaN;          // head 1, key 650
-        value[(700 + 20) * 64 + 9] = float.NegativeInfinity;
+        key[3 * d + 5] = float.PositiveInfinity;             // head 0, key 3
+        value[300 * d + d - 1] = float.PositiveInfinity;     // head 0, key 300, the last column
+        value[(700 + 650) * d + 7] = float.NaN;              // head 1, key 650
+        value[(700 + 20) * d + 9] = float.NegativeInfinity;
+        value[(700 + 400) * d + d - 1] = float.PositiveInfinity; // head 1, key 400, the last column
+        key[(1400 + 100) * d + d - 1] = float.NaN;           // head 2, key 100, the last column
         var typed = TypedProblem.Create(problem, Storage.Float32, Storage.Half, Storage.Half);
         foreach (KernelWidth width in KernelDispatch.All)
         {
