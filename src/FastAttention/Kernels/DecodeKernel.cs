@@ -292,11 +292,11 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     /// <summary>
     /// s[j] = q · k_j for one row and <paramref name="count"/> keys stored as <typeparamref name="TLoad"/> (widened as
-    /// they are read; int8 without its scale, which the caller multiplies in): 4 keys per step, four reductions at once. Each key row is read
+    /// they are read; int8 without its scale, which multiplies each finished score: scales[j]·(q · k_j)): 4 keys per step, four reductions at once. Each key row is read
     /// whole before the next (measured here: walking 4 rows side by side halves the bandwidth the hardware
     /// prefetcher delivers, 9.9 against 22 GB/s). <paramref name="keyStride"/> counts elements.
     /// </summary>
-    private static void DotRow<TLoad>(float* query, int d, byte* keys, nint keyStride, int count, float* scores)
+    private static void DotRow<TLoad>(float* query, int d, byte* keys, nint keyStride, int count, float* scores, float* scales = null)
         where TLoad : IElementLoader
     {
         nint rowBytes = keyStride * TLoad.Size;
@@ -311,13 +311,17 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 for (int i = 0; i < 4; i++)
                     scores[j + i] = float.MultiplyAddEstimate(query[t], Element<TLoad>(k0 + i * rowBytes, t), scores[j + i]);
             }
+            if (TLoad.FoldsRowScale)
+            {
+                for (int i = 0; i < 4; i++) scores[j + i] *= scales[j + i];
+            }
         }
         for (; j < count; j++)
         {
             byte* key = keys + j * rowBytes;
             float sum = TOps.SumAcross(DotPartial<TLoad>(query, key, d));
             for (int t = d - d % TOps.Count; t < d; t++) sum = float.MultiplyAddEstimate(query[t], Element<TLoad>(key, t), sum);
-            scores[j] = sum;
+            scores[j] = TLoad.FoldsRowScale ? sum * scales[j] : sum;
         }
     }
 
@@ -426,8 +430,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             case ElementType.BFloat16: DotRow<BFloat16Loader>(query, d, rows, key.RowStride, count, scores); break;
             default:
                 // The row's scale times q · k over the exact int8 values: one multiply per key, not per element.
-                DotRow<Int8ValueLoader>(query, d, rows, key.RowStride, count, scores);
-                TensorPrimitives.Multiply(new ReadOnlySpan<float>(scores, count), new ReadOnlySpan<float>(scales, count), new Span<float>(scores, count));
+                DotRow<Int8ValueLoader>(query, d, rows, key.RowStride, count, scores, scales);
                 break;
         }
     }
@@ -456,17 +459,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             }
             case ElementType.BFloat16: MicroKernels<TVec, TOps>.AccumulateRow<BFloat16Loader>(output, dv, weights, rows, value.RowStride, count); break;
             default:
-            {
                 // Each weight times its row's scale, against the exact int8 values: one multiply per key, not per element.
-                float* scaled = stackalloc float[ScaledWeightChunk];
-                for (int j = 0; j < count; j += ScaledWeightChunk)
-                {
-                    int n = Math.Min(ScaledWeightChunk, count - j);
-                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(weights + j, n), new ReadOnlySpan<float>(scales + j, n), new Span<float>(scaled, n));
-                    MicroKernels<TVec, TOps>.AccumulateRow<Int8ValueLoader>(output, dv, scaled, rows + j * value.RowStride, value.RowStride, n);
-                }
+                MicroKernels<TVec, TOps>.AccumulateRow<Int8ValueLoader>(output, dv, weights, rows, value.RowStride, count, scales);
                 break;
-            }
         }
     }
 
@@ -476,8 +471,6 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     // Half rows read at a time with the ±∞/NaN check fused in: a chunk that has one is read again, widened with the fix-up.
     private const int HalfCheckRows = 64;
 
-    // int8 value rows whose weights are scaled at a time (the weights' stack buffer).
-    private const int ScaledWeightChunk = 256;
 
     // Head sizes up to which DotRowInPlace keeps a rebiased copy of the query row on the stack.
     private const int MaxRebiasedQuery = 1024;

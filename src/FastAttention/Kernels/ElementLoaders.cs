@@ -16,6 +16,9 @@ internal unsafe interface IElementLoader
 
     /// <summary>TOps.Count elements at <paramref name="source"/> as fp32 (int8: times <paramref name="scale"/>).</summary>
     static abstract TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec>;
+
+    /// <summary>Whether the loader leaves each row's scale out, for the kernel to multiply into the row's score or weight.</summary>
+    static virtual bool FoldsRowScale => false;
 }
 
 internal unsafe struct Float32Loader : IElementLoader
@@ -104,6 +107,8 @@ internal unsafe struct Int8Loader : IElementLoader
 internal unsafe struct Int8ValueLoader : IElementLoader
 {
     public static int Size => 1;
+
+    public static bool FoldsRowScale => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>

@@ -182,10 +182,11 @@ internal static unsafe class MicroKernels<TVec, TOps>
 
     /// <summary>
     /// <see cref="AccumulateRow(float*, int, float*, float*, nint, int)"/> over value rows stored as <typeparamref name="TLoad"/>,
-    /// widened as they are read (int8 rows unscaled: the caller folds each row's scale into its weight);
-    /// <paramref name="valueStride"/> counts elements.
+    /// widened as they are read; <paramref name="valueStride"/> counts elements. A loader that leaves the row's scale
+    /// out (<see cref="IElementLoader.FoldsRowScale"/>) weighs row j by weights[j]·scales[j] instead, one multiply per
+    /// row; <paramref name="scales"/> is read by no other loader.
     /// </summary>
-    public static void AccumulateRow<TLoad>(float* output, int columns, float* weights, byte* value, nint valueStride, int count)
+    public static void AccumulateRow<TLoad>(float* output, int columns, float* weights, byte* value, nint valueStride, int count, float* scales = null)
         where TLoad : IElementLoader
     {
         int w = TOps.Count, size = TLoad.Size;
@@ -199,7 +200,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
-                TVec b = TOps.Create(weights[j]), sc = TOps.Zero; // the loaders used here read no scale
+                TVec b = TOps.Create(Weight<TLoad>(weights, scales, j)), sc = TOps.Zero; // the loaders used here read no scale
                 a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
                 a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
                 a4 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 4 * w * size, sc), a4); a5 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 5 * w * size, sc), a5);
@@ -215,7 +216,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
-                TVec b = TOps.Create(weights[j]), sc = TOps.Zero; // the loaders used here read no scale
+                TVec b = TOps.Create(Weight<TLoad>(weights, scales, j)), sc = TOps.Zero; // the loaders used here read no scale
                 a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
                 a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
             }
@@ -226,7 +227,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TVec a = TOps.Load(output + c);
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
-                a = TOps.MultiplyAdd(TOps.Create(weights[j]), TLoad.Load<TVec, TOps>(v, TOps.Zero), a);
+                a = TOps.MultiplyAdd(TOps.Create(Weight<TLoad>(weights, scales, j)), TLoad.Load<TVec, TOps>(v, TOps.Zero), a);
             TOps.Store(a, output + c);
         }
         for (; c < columns; c++)
@@ -234,10 +235,15 @@ internal static unsafe class MicroKernels<TVec, TOps>
             float a = output[c];
             byte* v = value + c * size;
             for (int j = 0; j < count; j++, v += rowBytes)
-                a = float.MultiplyAddEstimate(weights[j], TLoad.Load<float, ScalarOps>(v, 1f), a);
+                a = float.MultiplyAddEstimate(Weight<TLoad>(weights, scales, j), TLoad.Load<float, ScalarOps>(v, 1f), a);
             output[c] = a;
         }
     }
+
+    /// <summary>The weight of row j: times the row's scale for a loader that leaves it out.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Weight<TLoad>(float* weights, float* scales, int j) where TLoad : IElementLoader =>
+        TLoad.FoldsRowScale ? weights[j] * scales[j] : weights[j];
 
     /// <summary>
     /// <see cref="AccumulateRow{TLoad}"/> for IEEE half value rows, read as their bits (<see cref="HalfBitsLoader"/>)
