@@ -16,14 +16,14 @@ internal static unsafe class MicroKernels<TVec, TOps>
 
     /// <summary>
     /// scores[r, j] = Σ_d query[r, d] · keysT[d, j] for 4 rows and j &lt; <paramref name="columns"/>
-    /// (a multiple of the vector width). <paramref name="query"/> is [4, headSize] dense; <paramref name="keysT"/>
-    /// is the transposed key tile [headSize, keyStride]; <paramref name="scores"/> is [4, scoreStride].
+    /// (a multiple of the vector width). <paramref name="query"/> is [4, headSize] with rows <paramref name="queryStride"/>
+    /// floats apart; <paramref name="keysT"/> is the transposed key tile [headSize, keyStride]; <paramref name="scores"/> is [4, scoreStride].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Scores(float* query, int headSize, float* keysT, int keyStride, float* scores, int scoreStride, int columns)
+    public static void Scores(float* query, nint queryStride, int headSize, float* keysT, int keyStride, float* scores, int scoreStride, int columns)
     {
         int w = TOps.Count;
-        float* q0 = query, q1 = query + headSize, q2 = query + 2 * headSize, q3 = query + 3 * headSize;
+        float* q0 = query, q1 = query + queryStride, q2 = query + 2 * queryStride, q3 = query + 3 * queryStride;
         float* s0 = scores, s1 = scores + scoreStride, s2 = scores + 2 * scoreStride, s3 = scores + 3 * scoreStride;
         int j = 0;
         for (; j + 3 * w <= columns; j += 3 * w)
@@ -69,10 +69,11 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// <summary>
     /// output[r, c] += Σ_{j &lt; count} weights[r, j] · value[j, c] for 4 rows; <paramref name="output"/> is
     /// [4, columns] dense, <paramref name="weights"/> [4, weightStride], <paramref name="value"/> rows
-    /// <paramref name="valueStride"/> apart. Reads exactly <paramref name="count"/> value rows.
+    /// <paramref name="valueStride"/> apart. Reads exactly <paramref name="count"/> value rows. With
+    /// <paramref name="fresh"/> the sums start from zero instead of the output's contents (which are not read).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count)
+    public static void Accumulate(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count, bool fresh = false)
     {
         int w = TOps.Count;
         float* o0 = output, o1 = output + columns, o2 = output + 2 * columns, o3 = output + 3 * columns;
@@ -82,14 +83,14 @@ internal static unsafe class MicroKernels<TVec, TOps>
         {
             // 32 vector registers: 4 rows × 4 column vectors (16 accumulators), so that a head size of 4 or 8 vectors
             // (64 or 128 at 16 lanes) needs no single-vector pass, whose 4 broadcasts per value load make it load-bound.
-            for (; c + 4 * w <= columns; c += 4 * w) AccumulateColumns4(output + c, columns, weights, weightStride, value + c, valueStride, count);
+            for (; c + 4 * w <= columns; c += 4 * w) AccumulateColumns4(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
         }
         for (; c + 3 * w <= columns; c += 3 * w)
         {
-            TVec a00 = TOps.Load(o0 + c), a01 = TOps.Load(o0 + c + w), a02 = TOps.Load(o0 + c + 2 * w);
-            TVec a10 = TOps.Load(o1 + c), a11 = TOps.Load(o1 + c + w), a12 = TOps.Load(o1 + c + 2 * w);
-            TVec a20 = TOps.Load(o2 + c), a21 = TOps.Load(o2 + c + w), a22 = TOps.Load(o2 + c + 2 * w);
-            TVec a30 = TOps.Load(o3 + c), a31 = TOps.Load(o3 + c + w), a32 = TOps.Load(o3 + c + 2 * w);
+            TVec a00 = Start(o0 + c, fresh), a01 = Start(o0 + c + w, fresh), a02 = Start(o0 + c + 2 * w, fresh);
+            TVec a10 = Start(o1 + c, fresh), a11 = Start(o1 + c + w, fresh), a12 = Start(o1 + c + 2 * w, fresh);
+            TVec a20 = Start(o2 + c, fresh), a21 = Start(o2 + c + w, fresh), a22 = Start(o2 + c + 2 * w, fresh);
+            TVec a30 = Start(o3 + c, fresh), a31 = Start(o3 + c + w, fresh), a32 = Start(o3 + c + 2 * w, fresh);
             float* v = value + c;
             for (int j = 0; j < count; j++, v += valueStride)
             {
@@ -110,7 +111,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
         for (; c + w <= columns; c += w)
         {
-            TVec a0 = TOps.Load(o0 + c), a1 = TOps.Load(o1 + c), a2 = TOps.Load(o2 + c), a3 = TOps.Load(o3 + c);
+            TVec a0 = Start(o0 + c, fresh), a1 = Start(o1 + c, fresh), a2 = Start(o2 + c, fresh), a3 = Start(o3 + c, fresh);
             float* v = value + c;
             for (int j = 0; j < count; j++, v += valueStride)
             {
@@ -124,7 +125,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
         for (; c < columns; c++)
         {
-            float a0 = o0[c], a1 = o1[c], a2 = o2[c], a3 = o3[c];
+            float a0 = fresh ? 0f : o0[c], a1 = fresh ? 0f : o1[c], a2 = fresh ? 0f : o2[c], a3 = fresh ? 0f : o3[c];
             float* v = value + c;
             for (int j = 0; j < count; j++, v += valueStride)
             {
@@ -138,21 +139,25 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
     }
 
+    /// <summary>An accumulator's start: the output's vector, or zeros for a fresh sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec Start(float* output, bool fresh) => fresh ? TOps.Zero : TOps.Load(output);
+
     /// <summary>
     /// The 4 rows × 4 column vectors of <see cref="Accumulate"/> at <paramref name="output"/> (rows
     /// <paramref name="outputStride"/> apart): per key, 4 value loads and 4 weight broadcasts for 16 FMAs. Each
     /// element gets the same sum, in the same key order, as from the narrower tiles.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns4(float* output, int outputStride, float* weights, int weightStride, float* value, nint valueStride, int count)
+    private static void AccumulateColumns4(float* output, int outputStride, float* weights, int weightStride, float* value, nint valueStride, int count, bool fresh)
     {
         int w = TOps.Count;
         float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
         float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
-        TVec a00 = TOps.Load(o0), a01 = TOps.Load(o0 + w), a02 = TOps.Load(o0 + 2 * w), a03 = TOps.Load(o0 + 3 * w);
-        TVec a10 = TOps.Load(o1), a11 = TOps.Load(o1 + w), a12 = TOps.Load(o1 + 2 * w), a13 = TOps.Load(o1 + 3 * w);
-        TVec a20 = TOps.Load(o2), a21 = TOps.Load(o2 + w), a22 = TOps.Load(o2 + 2 * w), a23 = TOps.Load(o2 + 3 * w);
-        TVec a30 = TOps.Load(o3), a31 = TOps.Load(o3 + w), a32 = TOps.Load(o3 + 2 * w), a33 = TOps.Load(o3 + 3 * w);
+        TVec a00 = Start(o0, fresh), a01 = Start(o0 + w, fresh), a02 = Start(o0 + 2 * w, fresh), a03 = Start(o0 + 3 * w, fresh);
+        TVec a10 = Start(o1, fresh), a11 = Start(o1 + w, fresh), a12 = Start(o1 + 2 * w, fresh), a13 = Start(o1 + 3 * w, fresh);
+        TVec a20 = Start(o2, fresh), a21 = Start(o2 + w, fresh), a22 = Start(o2 + 2 * w, fresh), a23 = Start(o2 + 3 * w, fresh);
+        TVec a30 = Start(o3, fresh), a31 = Start(o3 + w, fresh), a32 = Start(o3 + 2 * w, fresh), a33 = Start(o3 + 3 * w, fresh);
         float* v = value;
         for (int j = 0; j < count; j++, v += valueStride)
         {

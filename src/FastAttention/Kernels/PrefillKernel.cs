@@ -223,7 +223,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     {
                         int c = Math.Max(c0, blockStart[block]), end = Math.Min(c0 + chunk, blockEnd[block]);
                         if (c < end)
-                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, keyTileBase + c, keyTile, scores + block * Rows * keyTile + c, keyTile, end - c);
+                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, d, keyTileBase + c, keyTile, scores + block * Rows * keyTile + c, keyTile, end - c);
                     }
                 }
 
