@@ -10,8 +10,8 @@ namespace FastAttention.Kernels;
 /// problems. Keys and values not in fp32 are widened first, exactly as the other kernels widen them.
 /// <code>
 ///  K[b, kvh] ──transpose──► Kᵀ [headSize, keys rounded up to whole vectors]
-///  Q rows (all heads of the group) ──×scale──► Qs
-///  S = Qs·Kᵀ (4-row register tiles) ─► per row m = max S, P = e^(S − m), l = Σ P ─► O = P·V (4-row tiles) ─► O / l
+///  Q rows (all heads of the group; fp32 read in place, other types widened)
+///  S = Q·Kᵀ (4-row register tiles) ─► per row m = max(S·scale), P = e^(S·scale − m), l = Σ P ─► O = P·V (4-row tiles) ─► O / l
 /// </code>
 /// No online rescaling: each row's maximum is known before its first weight.
 /// </summary>
