@@ -48,6 +48,12 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     /// <summary>2ⁿ for lanes holding integral n in [−126, 127].</summary>
     static abstract TVec Pow2(TVec n);
 
+    /// <summary>
+    /// p·2ⁿ rounded once, for lanes holding integral n in [−150, 128]: one vscalefps where the CPU has AVX-512,
+    /// otherwise <see cref="VectorMath.ScaleByPow2Exactly{TVec, TOps}"/> (the same bits).
+    /// </summary>
+    static abstract TVec ScaleByPow2(TVec p, TVec n);
+
     /// <summary>Lanes where x &lt; edge take <paramref name="replacement"/>, the others <paramref name="value"/>.</summary>
     static abstract TVec SelectLess(TVec x, TVec edge, TVec replacement, TVec value);
 
@@ -154,6 +160,9 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     public static Vector512<float> Pow2(Vector512<float> n) =>
         Vector512.ShiftLeft(Vector512.ConvertToInt32Native(n) + Vector512.Create(127), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ScaleByPow2(Vector512<float> p, Vector512<float> n) =>
+        Avx512F.IsSupported ? Avx512F.Scale(p, n) : VectorMath.ScaleByPow2Exactly<Vector512<float>, Vector512Ops>(p, n);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> SelectLess(Vector512<float> x, Vector512<float> edge, Vector512<float> replacement, Vector512<float> value) =>
         Vector512.ConditionalSelect(Vector512.LessThan(x, edge), replacement, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -255,6 +264,9 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     public static Vector256<float> Pow2(Vector256<float> n) =>
         Vector256.ShiftLeft(Vector256.ConvertToInt32Native(n) + Vector256.Create(127), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ScaleByPow2(Vector256<float> p, Vector256<float> n) =>
+        Avx512F.VL.IsSupported ? Avx512F.VL.Scale(p, n) : VectorMath.ScaleByPow2Exactly<Vector256<float>, Vector256Ops>(p, n);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> SelectLess(Vector256<float> x, Vector256<float> edge, Vector256<float> replacement, Vector256<float> value) =>
         Vector256.ConditionalSelect(Vector256.LessThan(x, edge), replacement, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -355,6 +367,9 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     public static Vector128<float> Pow2(Vector128<float> n) =>
         Vector128.ShiftLeft(Vector128.ConvertToInt32Native(n) + Vector128.Create(127), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> ScaleByPow2(Vector128<float> p, Vector128<float> n) =>
+        Avx512F.VL.IsSupported ? Avx512F.VL.Scale(p, n) : VectorMath.ScaleByPow2Exactly<Vector128<float>, Vector128Ops>(p, n);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> SelectLess(Vector128<float> x, Vector128<float> edge, Vector128<float> replacement, Vector128<float> value) =>
         Vector128.ConditionalSelect(Vector128.LessThan(x, edge), replacement, value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -440,6 +455,7 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Round(float x) => MathF.Round(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Floor(float x) => MathF.Floor(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Pow2(float n) => BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ScaleByPow2(float p, float n) => VectorMath.ScaleByPow2Exactly<float, ScalarOps>(p, n);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectLess(float x, float edge, float replacement, float value) => x < edge ? replacement : value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectGreater(float x, float edge, float replacement, float value) => x > edge ? replacement : value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float SelectFirst(int count, float value, float fill) => count > 0 ? value : fill;

@@ -44,11 +44,8 @@ internal static class VectorMath
         p = TOps.MultiplyAdd(p, r, TOps.Create(P5));
         p = TOps.MultiplyAdd(p, TOps.Multiply(r, r), TOps.Add(r, TOps.Create(1f)));
 
-        // 2^n as 2^a·2^b with both factors normal: the first product is exact, the second rounds once,
-        // so results in the subnormal range are rounded correctly and n = 128 overflows only when it should.
-        TVec a = TOps.Floor(TOps.Multiply(n, TOps.Create(0.5f)));
-        TVec b = TOps.Subtract(n, a);
-        TVec result = TOps.Multiply(TOps.Multiply(p, TOps.Pow2(a)), TOps.Pow2(b));
+        // p·2^n rounded once, so results in the subnormal range are rounded correctly and n = 128 overflows only when it should.
+        TVec result = TOps.ScaleByPow2(p, n);
 
         // Out-of-range lanes computed garbage above; NaN lanes compare false and keep the NaN from p.
         result = TOps.SelectLess(x, TOps.Create(UnderflowEdge), TOps.Zero, result);
@@ -69,6 +66,20 @@ internal static class VectorMath
         TVec t = Exp<TVec, TOps>(TOps.Multiply(TOps.Abs(x), TOps.Create(-2f)));
         TVec r = TOps.Divide(TOps.Subtract(one, t), TOps.Add(one, t));
         return TOps.SelectLess(x, TOps.Zero, TOps.Subtract(TOps.Zero, r), r);
+    }
+
+    /// <summary>
+    /// p·2ⁿ for integral n in [−150, 128] as p·2^a·2^b with a = ⌊n/2⌋, b = n − a: both factors normal, the first
+    /// product exact, the second rounding once. The same bits as one vscalefps, without it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec ScaleByPow2Exactly<TVec, TOps>(TVec p, TVec n)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+    {
+        TVec a = TOps.Floor(TOps.Multiply(n, TOps.Create(0.5f)));
+        TVec b = TOps.Subtract(n, a);
+        return TOps.Multiply(TOps.Multiply(p, TOps.Pow2(a)), TOps.Pow2(b));
     }
 
     /// <summary>Scalar e^x with the same algorithm (and so the same rounding) as the vector lanes.</summary>

@@ -92,4 +92,22 @@ public unsafe class ExpTests
         Assert.Equal(float.PositiveInfinity, output[10]);
         Assert.Equal(float.PositiveInfinity, output[12]);
     }
+
+    /// <summary>
+    /// Every width gives the scalar exp's bits (the row merges and the kernels' lanes must agree): the vector lanes scale
+    /// by 2ⁿ with one vscalefps where the CPU has AVX-512, the scalar lanes with two products, and both round once.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Exp_EveryWidth_SameBitsAsTheScalarExp(int widthBits)
+    {
+        var width = (KernelWidth)widthBits;
+        var random = new Random(7);
+        var input = new float[200_000];
+        for (int i = 0; i < input.Length; i++)
+            input[i] = (i % 2) switch { 0 => (random.NextSingle() * 2 - 1) * 88.72f, _ => -87f - random.NextSingle() * 17f }; // subnormal results too
+        var output = Run(width, input);
+        for (int i = 0; i < input.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(output[i]) == BitConverter.SingleToInt32Bits(VectorMath.Exp(input[i])), $"{width}: exp({input[i]:R}) = {output[i]:R}, scalar {VectorMath.Exp(input[i]):R}");
+    }
 }
