@@ -381,21 +381,13 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     private static TVec DotPartialHalfBits(float* query, byte* key, int d, ref TVec tracker)
     {
         int w = TOps.Count, t = 0;
-        TVec a = TOps.Zero, b = TOps.Zero, even = tracker, odd = TOps.Zero, scale = TOps.Zero;
+        TVec a = TOps.Zero, b = TOps.Zero, even = tracker, odd = TOps.Zero;
         for (; t + 2 * w <= d; t += 2 * w)
         {
-            TVec x = HalfBitsLoader.Load<TVec, TOps>(key + t * 2, scale), y = HalfBitsLoader.Load<TVec, TOps>(key + (t + w) * 2, scale);
-            a = TOps.MultiplyAdd(TOps.Load(query + t), x, a);
-            b = TOps.MultiplyAdd(TOps.Load(query + t + w), y, b);
-            even = TOps.MaxMagnitude(even, x);
-            odd = TOps.MaxMagnitude(odd, y);
+            Step<HalfBitsLoader>(TOps.Load(query + t), key + t * 2, ref a, true, ref even);
+            Step<HalfBitsLoader>(TOps.Load(query + t + w), key + (t + w) * 2, ref b, true, ref odd);
         }
-        if (t + w <= d)
-        {
-            TVec x = HalfBitsLoader.Load<TVec, TOps>(key + t * 2, scale);
-            a = TOps.MultiplyAdd(TOps.Load(query + t), x, a);
-            even = TOps.MaxMagnitude(even, x);
-        }
+        if (t + w <= d) Step<HalfBitsLoader>(TOps.Load(query + t), key + t * 2, ref a, true, ref even);
         tracker = TOps.Max(even, odd);
         return TOps.Add(a, b);
     }
@@ -480,7 +472,6 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     // Half rows read at a time with the ±∞/NaN check fused in: a chunk that has one is read again, widened with the fix-up.
     private const int HalfCheckRows = 64;
 
-
     // Head sizes up to which DotRowInPlace keeps a rebiased copy of the query row on the stack.
     private const int MaxRebiasedQuery = 1024;
 
@@ -531,7 +522,6 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         where TLoad : IElementLoader
     {
         int w = TOps.Count, t = 0, size = TLoad.Size;
-        TVec scale = TOps.Zero; // read by no loader used here
         byte* k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
         TVec a0 = TOps.Zero, b0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, a2 = TOps.Zero, b2 = TOps.Zero, a3 = TOps.Zero, b3 = TOps.Zero;
         TVec even = tracker, odd = TOps.Zero;

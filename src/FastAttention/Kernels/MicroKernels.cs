@@ -263,7 +263,6 @@ internal static unsafe class MicroKernels<TVec, TOps>
     {
         int w = TOps.Count;
         nint rowBytes = valueStride * 2;
-        TVec limit = TOps.Create(HalfBitsLoader.NonFinite);
         int c = 0;
         for (; c + 8 * w <= columns; c += 8 * w)
         {
