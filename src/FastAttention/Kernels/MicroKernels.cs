@@ -6,7 +6,8 @@ namespace FastAttention.Kernels;
 /// <summary>
 /// Register-blocked tiles, written once over a vector width. A block is 4 query rows; the Q·Kᵀ tile keeps
 /// 4 rows × 3 key vectors of scores in 12 accumulators, the P·V tile 4 rows × 3 column vectors of output,
-/// so each loaded vector feeds 4 FMAs and each broadcast 3.
+/// so each loaded vector feeds 4 FMAs and each broadcast 3. With AVX-512's 32 registers both tiles are 4 rows × 4
+/// vectors (16 accumulators): each broadcast feeds 4.
 /// </summary>
 internal static unsafe class MicroKernels<TVec, TOps>
     where TVec : unmanaged
@@ -26,6 +27,12 @@ internal static unsafe class MicroKernels<TVec, TOps>
         float* q0 = query, q1 = query + queryStride, q2 = query + 2 * queryStride, q3 = query + 3 * queryStride;
         float* s0 = scores, s1 = scores + scoreStride, s2 = scores + 2 * scoreStride, s3 = scores + 3 * scoreStride;
         int j = 0;
+        if (Avx512F.IsSupported)
+        {
+            // 32 vector registers: 4 rows × 4 key vectors (16 accumulators), each query broadcast feeding 4 FMAs. The
+            // P·V tile computes the same sums: rows of Q against rows of Kᵀ, from zero, in order of the head size.
+            for (; j + 4 * w <= columns; j += 4 * w) AccumulateColumns4(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
+        }
         for (; j + 3 * w <= columns; j += 3 * w)
         {
             TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero;
@@ -65,6 +72,9 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TOps.Store(a0, s0 + j); TOps.Store(a1, s1 + j); TOps.Store(a2, s2 + j); TOps.Store(a3, s3 + j);
         }
     }
+
+    /// <summary>Key vectors per chunk of <see cref="Scores"/>: 4 where the CPU has 32 vector registers, else 3.</summary>
+    public static int ScoreChunkVectors => Avx512F.IsSupported ? 4 : 3;
 
     /// <summary>
     /// output[r, c] += Σ_{j &lt; count} weights[r, j] · value[j, c] for 4 rows; <paramref name="output"/> is
@@ -146,10 +156,11 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// <summary>
     /// The 4 rows × 4 column vectors of <see cref="Accumulate"/> at <paramref name="output"/> (rows
     /// <paramref name="outputStride"/> apart): per key, 4 value loads and 4 weight broadcasts for 16 FMAs. Each
-    /// element gets the same sum, in the same key order, as from the narrower tiles.
+    /// element gets the same sum, in the same key order, as from the narrower tiles. <see cref="Scores"/> runs it
+    /// too, with query rows as the weights and rows of Kᵀ as the values.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns4(float* output, int outputStride, float* weights, int weightStride, float* value, nint valueStride, int count, bool fresh)
+    private static void AccumulateColumns4(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh)
     {
         int w = TOps.Count;
         float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;

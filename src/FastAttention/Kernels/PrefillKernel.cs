@@ -216,7 +216,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 if (unionEnd == 0) continue;
 
                 float* keyTileBase = keyBase + (long)tile * d * keyTile;
-                int chunk = 3 * TOps.Count;
+                int chunk = MicroKernels<TVec, TOps>.ScoreChunkVectors * TOps.Count;
                 for (int c0 = unionStart; c0 < unionEnd; c0 += chunk)
                 {
                     for (int block = 0; block < blocks; block++)
