@@ -119,8 +119,42 @@ internal static unsafe class TransposeFallback
     }
 }
 
-internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
+/// <summary>Interleaves within each 128-bit lane, for the widths whose block transpose has hardware shuffles.</summary>
+internal interface IInterleaveOps<TVec> where TVec : unmanaged
 {
+    /// <summary>unpcklps / unpckhps: 32-bit elements of a and b alternated, from the low or high half of each 128-bit lane.</summary>
+    static abstract TVec Low32(TVec a, TVec b);
+    static abstract TVec High32(TVec a, TVec b);
+
+    /// <summary>The same with 64-bit pairs (unpcklpd / unpckhpd).</summary>
+    static abstract TVec Low64(TVec a, TVec b);
+    static abstract TVec High64(TVec a, TVec b);
+}
+
+/// <summary>The first rounds of every width's block transpose, written once.</summary>
+internal static unsafe class Interleave
+{
+    /// <summary>Four rows <paramref name="stride"/> floats apart interleaved: lane L of u[k] holds column 4L + k of them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Rows4<TVec, TOps>(float* source, nint stride, out TVec u0, out TVec u1, out TVec u2, out TVec u3)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>, IInterleaveOps<TVec>
+    {
+        TVec r0 = TOps.Load(source), r1 = TOps.Load(source + stride), r2 = TOps.Load(source + 2 * stride), r3 = TOps.Load(source + 3 * stride);
+        TVec t0 = TOps.Low32(r0, r1), t1 = TOps.High32(r0, r1), t2 = TOps.Low32(r2, r3), t3 = TOps.High32(r2, r3);
+        u0 = TOps.Low64(t0, t2);
+        u1 = TOps.High64(t0, t2);
+        u2 = TOps.Low64(t1, t3);
+        u3 = TOps.High64(t1, t3);
+    }
+}
+
+internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>, IInterleaveOps<Vector512<float>>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Low32(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackLow(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> High32(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Low64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> High64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
     public static int Count => Vector512<float>.Count;
     public static bool IsHardwareAccelerated => Vector512.IsHardwareAccelerated;
     public static Vector512<float> Zero => Vector512<float>.Zero;
@@ -187,27 +221,14 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
             return;
         }
         // Four rows at a time: lane L of u[k] holds column 4L + k of those rows (registers, not a stack array).
-        Interleave4(source, sourceStride, out var a0, out var a1, out var a2, out var a3);
-        Interleave4(source + 4 * sourceStride, sourceStride, out var b0, out var b1, out var b2, out var b3);
-        Interleave4(source + 8 * sourceStride, sourceStride, out var c0, out var c1, out var c2, out var c3);
-        Interleave4(source + 12 * sourceStride, sourceStride, out var d0, out var d1, out var d2, out var d3);
+        Interleave.Rows4<Vector512<float>, Vector512Ops>(source, sourceStride, out var a0, out var a1, out var a2, out var a3);
+        Interleave.Rows4<Vector512<float>, Vector512Ops>(source + 4 * sourceStride, sourceStride, out var b0, out var b1, out var b2, out var b3);
+        Interleave.Rows4<Vector512<float>, Vector512Ops>(source + 8 * sourceStride, sourceStride, out var c0, out var c1, out var c2, out var c3);
+        Interleave.Rows4<Vector512<float>, Vector512Ops>(source + 12 * sourceStride, sourceStride, out var d0, out var d1, out var d2, out var d3);
         Columns4(a0, b0, c0, d0, destination, destinationStride);
         Columns4(a1, b1, c1, d1, destination + destinationStride, destinationStride);
         Columns4(a2, b2, c2, d2, destination + 2 * destinationStride, destinationStride);
         Columns4(a3, b3, c3, d3, destination + 3 * destinationStride, destinationStride);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Interleave4(float* source, nint stride, out Vector512<float> u0, out Vector512<float> u1, out Vector512<float> u2, out Vector512<float> u3)
-    {
-        Vector512<float> r0 = Vector512.Load(source), r1 = Vector512.Load(source + stride);
-        Vector512<float> r2 = Vector512.Load(source + 2 * stride), r3 = Vector512.Load(source + 3 * stride);
-        Vector512<double> t0 = Avx512F.UnpackLow(r0, r1).AsDouble(), t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
-        Vector512<double> t2 = Avx512F.UnpackLow(r2, r3).AsDouble(), t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
-        u0 = Avx512F.UnpackLow(t0, t2).AsSingle();
-        u1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
-        u2 = Avx512F.UnpackLow(t1, t3).AsSingle();
-        u3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
     }
 
     /// <summary>Columns k, 4 + k, 8 + k, 12 + k (rows at destination, 4 rows apart) from lane L of a, b, c, d: a 4 × 4 transpose of 128-bit lanes.</summary>
@@ -223,8 +244,12 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     }
 }
 
-internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
+internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveOps<Vector256<float>>
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Low32(Vector256<float> a, Vector256<float> b) => Avx.UnpackLow(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> High32(Vector256<float> a, Vector256<float> b) => Avx.UnpackHigh(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Low64(Vector256<float> a, Vector256<float> b) => Avx.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> High64(Vector256<float> a, Vector256<float> b) => Avx.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
     public static int Count => Vector256<float>.Count;
     public static bool IsHardwareAccelerated => Vector256.IsHardwareAccelerated;
     public static Vector256<float> Zero => Vector256<float>.Zero;
@@ -299,8 +324,8 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
             TransposeFallback.Block(8, source, sourceStride, destination, destinationStride);
             return;
         }
-        Interleave4(source, sourceStride, out var a0, out var a1, out var a2, out var a3);
-        Interleave4(source + 4 * sourceStride, sourceStride, out var b0, out var b1, out var b2, out var b3);
+        Interleave.Rows4<Vector256<float>, Vector256Ops>(source, sourceStride, out var a0, out var a1, out var a2, out var a3);
+        Interleave.Rows4<Vector256<float>, Vector256Ops>(source + 4 * sourceStride, sourceStride, out var b0, out var b1, out var b2, out var b3);
         Avx.Permute2x128(a0, b0, 0x20).Store(destination);
         Avx.Permute2x128(a0, b0, 0x31).Store(destination + 4 * destinationStride);
         Avx.Permute2x128(a1, b1, 0x20).Store(destination + destinationStride);
@@ -310,24 +335,14 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
         Avx.Permute2x128(a3, b3, 0x20).Store(destination + 3 * destinationStride);
         Avx.Permute2x128(a3, b3, 0x31).Store(destination + 7 * destinationStride);
     }
-
-    /// <summary>Four rows interleaved: lane L of u[k] holds column 4L + k of them.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Interleave4(float* source, nint stride, out Vector256<float> u0, out Vector256<float> u1, out Vector256<float> u2, out Vector256<float> u3)
-    {
-        Vector256<float> r0 = Vector256.Load(source), r1 = Vector256.Load(source + stride);
-        Vector256<float> r2 = Vector256.Load(source + 2 * stride), r3 = Vector256.Load(source + 3 * stride);
-        Vector256<double> t0 = Avx.UnpackLow(r0, r1).AsDouble(), t1 = Avx.UnpackHigh(r0, r1).AsDouble();
-        Vector256<double> t2 = Avx.UnpackLow(r2, r3).AsDouble(), t3 = Avx.UnpackHigh(r2, r3).AsDouble();
-        u0 = Avx.UnpackLow(t0, t2).AsSingle();
-        u1 = Avx.UnpackHigh(t0, t2).AsSingle();
-        u2 = Avx.UnpackLow(t1, t3).AsSingle();
-        u3 = Avx.UnpackHigh(t1, t3).AsSingle();
-    }
 }
 
-internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
+internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveOps<Vector128<float>>
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Low32(Vector128<float> a, Vector128<float> b) => Sse.UnpackLow(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> High32(Vector128<float> a, Vector128<float> b) => Sse.UnpackHigh(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Low64(Vector128<float> a, Vector128<float> b) => Sse.MoveLowToHigh(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> High64(Vector128<float> a, Vector128<float> b) => Sse.MoveHighToLow(b, a);
     public static int Count => Vector128<float>.Count;
     public static bool IsHardwareAccelerated => Vector128.IsHardwareAccelerated;
     public static Vector128<float> Zero => Vector128<float>.Zero;
@@ -409,13 +424,12 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
             TransposeFallback.Block(4, source, sourceStride, destination, destinationStride);
             return;
         }
-        Vector128<float> r0 = Vector128.Load(source), r1 = Vector128.Load(source + sourceStride);
-        Vector128<float> r2 = Vector128.Load(source + 2 * sourceStride), r3 = Vector128.Load(source + 3 * sourceStride);
-        Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackLow(r2, r3), t2 = Sse.UnpackHigh(r0, r1), t3 = Sse.UnpackHigh(r2, r3);
-        Sse.MoveLowToHigh(t0, t1).Store(destination);
-        Sse.MoveHighToLow(t1, t0).Store(destination + destinationStride);
-        Sse.MoveLowToHigh(t2, t3).Store(destination + 2 * destinationStride);
-        Sse.MoveHighToLow(t3, t2).Store(destination + 3 * destinationStride);
+        // One 128-bit lane: the interleaved rows are the columns.
+        Interleave.Rows4<Vector128<float>, Vector128Ops>(source, sourceStride, out var u0, out var u1, out var u2, out var u3);
+        u0.Store(destination);
+        u1.Store(destination + destinationStride);
+        u2.Store(destination + 2 * destinationStride);
+        u3.Store(destination + 3 * destinationStride);
     }
 }
 

@@ -33,6 +33,25 @@ public unsafe class ExpTests
         return output;
     }
 
+    /// <summary>A million inputs: most of the softmax's range (x ≤ 0), the whole finite range, and the subnormal results.</summary>
+    private static readonly float[] SampledInputs = Sample();
+
+    private static float[] Sample()
+    {
+        var random = new Random(20261128);
+        var input = new float[1_000_000];
+        for (int i = 0; i < input.Length; i++)
+        {
+            input[i] = (i % 3) switch
+            {
+                0 => -random.NextSingle() * 30f,
+                1 => (random.NextSingle() * 2 - 1) * 88.7f,
+                _ => -87f - random.NextSingle() * 17f,
+            };
+        }
+        return input;
+    }
+
     /// <summary>Distance in units in the last place, counting subnormal steps too.</summary>
     private static long UlpDistance(float a, float b)
     {
@@ -47,18 +66,7 @@ public unsafe class ExpTests
     public void Exp_MillionSampledInputs_WithinTwoUlpOfMathExp(int widthBits)
     {
         var width = (KernelWidth)widthBits;
-        var random = new Random(20261128);
-        var input = new float[1_000_000];
-        for (int i = 0; i < input.Length; i++)
-        {
-            // Most of the softmax's range (x ≤ 0), the whole finite range, and the subnormal results.
-            input[i] = (i % 3) switch
-            {
-                0 => -random.NextSingle() * 30f,
-                1 => (random.NextSingle() * 2 - 1) * 88.7f,
-                _ => -87f - random.NextSingle() * 17f,
-            };
-        }
+        float[] input = SampledInputs;
         var output = Run(width, input);
         long worst = 0;
         float worstAt = 0;
@@ -102,10 +110,7 @@ public unsafe class ExpTests
     public void Exp_EveryWidth_SameBitsAsTheScalarExp(int widthBits)
     {
         var width = (KernelWidth)widthBits;
-        var random = new Random(7);
-        var input = new float[200_000];
-        for (int i = 0; i < input.Length; i++)
-            input[i] = (i % 2) switch { 0 => (random.NextSingle() * 2 - 1) * 88.72f, _ => -87f - random.NextSingle() * 17f }; // subnormal results too
+        float[] input = SampledInputs;
         var output = Run(width, input);
         for (int i = 0; i < input.Length; i++)
             Assert.True(BitConverter.SingleToInt32Bits(output[i]) == BitConverter.SingleToInt32Bits(VectorMath.Exp(input[i])), $"{width}: exp({input[i]:R}) = {output[i]:R}, scalar {VectorMath.Exp(input[i]):R}");
