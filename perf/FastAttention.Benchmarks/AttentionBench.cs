@@ -7,6 +7,7 @@ using FastAttention.Bench;
 public class AttentionBench
 {
     private float[] _q = [], _k = [], _v = [], _o = [];
+    private TypedInputs? _typed; // Half or int8 cases: the inputs in their storage type (the naive baseline reads their fp32 values)
     private AttentionShape _shape;
 
     public static IEnumerable<string> CaseNames => BenchCase.All.Where(c => !c.IsMasked).Select(c => c.Name);
@@ -28,11 +29,20 @@ public class AttentionBench
         _k = Enumerable.Range(0, (int)_shape.KeyLength).Select(_ => random.NextSingle() * 2 - 1).ToArray();
         _v = Enumerable.Range(0, (int)_shape.ValueLength).Select(_ => random.NextSingle() * 2 - 1).ToArray();
         _o = new float[_shape.OutputLength];
+        if (Current.Storage != InputStorage.Float32)
+        {
+            _typed = TypedInputs.Create(Current, _q, _k, _v);
+            (_q, _k, _v) = (_typed.WidenedQuery, _typed.WidenedKey, _typed.WidenedValue);
+        }
     }
 
     [Benchmark(Baseline = true)]
     public void Naive() => NaiveAttention.Compute(_q, _k, _v, _o, Current, Threads);
 
     [Benchmark]
-    public void FastAttention() => Attention.Compute(_q, _k, _v, _o, _shape, Current.Options(Threads));
+    public void FastAttention()
+    {
+        if (_typed is not null) _typed.Compute(_o, _shape, Current.Options(Threads));
+        else Attention.Compute(_q, _k, _v, _o, _shape, Current.Options(Threads));
+    }
 }
