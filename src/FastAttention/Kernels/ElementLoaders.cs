@@ -26,7 +26,7 @@ internal unsafe struct Float32Loader : IElementLoader
     public static int Size => 4;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> => TOps.Load((float*)source);
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> => TOps.LoadStreamed((float*)source);
 }
 
 internal unsafe struct HalfLoader : IElementLoader

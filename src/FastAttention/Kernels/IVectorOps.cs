@@ -20,6 +20,14 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     static abstract TVec Zero { get; }
     static abstract TVec Create(float value);
     static abstract TVec Load(float* source);
+
+    /// <summary>
+    /// <see cref="Load"/> for rows streamed from memory once (decode keys and values): a 512-bit vector is read as
+    /// two 256-bit halves, which the memory system streams much faster on AMD Zen 5 (measured here, one thread
+    /// summing 268 MB: 43 GB/s against 29 with 512-bit loads; two threads 65 against 55), at one shuffle per vector.
+    /// Narrower widths load as usual.
+    /// </summary>
+    static abstract TVec LoadStreamed(float* source);
     static abstract void Store(TVec value, float* destination);
     static abstract TVec Add(TVec a, TVec b);
     static abstract TVec Subtract(TVec a, TVec b);
@@ -160,6 +168,11 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>, IInterleaveO
     public static Vector512<float> Zero => Vector512<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Create(float value) => Vector512.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* source) => Vector512.Load(source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadStreamed(float* source) =>
+        // The low half read by a 256-bit broadcast: Vector512.Create(lo, hi) or an insert into a widened load are fused
+        // by the JIT into one 512-bit load again.
+        Avx512F.IsSupported ? Avx512F.InsertVector256(Avx512F.BroadcastVector256ToVector512((double*)source).AsSingle(), Vector256.Load(source + 8), 1) : Vector512.Load(source);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector512<float> value, float* destination) => value.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
@@ -255,6 +268,7 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     public static Vector256<float> Zero => Vector256<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Create(float value) => Vector256.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* source) => Vector256.Load(source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadStreamed(float* source) => Vector256.Load(source);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector256<float> value, float* destination) => value.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
@@ -348,6 +362,7 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
     public static Vector128<float> Zero => Vector128<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Create(float value) => Vector128.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* source) => Vector128.Load(source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadStreamed(float* source) => Vector128.Load(source);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector128<float> value, float* destination) => value.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Subtract(Vector128<float> a, Vector128<float> b) => a - b;
@@ -441,6 +456,7 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     public static float Zero => 0f;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Create(float value) => value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(float* source) => *source;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadStreamed(float* source) => *source;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float value, float* destination) => *destination = value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Subtract(float a, float b) => a - b;

@@ -336,14 +336,14 @@ internal static unsafe class MicroKernels<TVec, TOps>
             for (int j = 0; j < count; j++, v += valueStride)
             {
                 TVec pa = TOps.Create(p0[j]), pb = TOps.Create(p1[j]);
-                TVec x = TOps.Load(v); a0 = TOps.MultiplyAdd(pa, x, a0); b0 = TOps.MultiplyAdd(pb, x, b0);
-                x = TOps.Load(v + w); a1 = TOps.MultiplyAdd(pa, x, a1); b1 = TOps.MultiplyAdd(pb, x, b1);
-                x = TOps.Load(v + 2 * w); a2 = TOps.MultiplyAdd(pa, x, a2); b2 = TOps.MultiplyAdd(pb, x, b2);
-                x = TOps.Load(v + 3 * w); a3 = TOps.MultiplyAdd(pa, x, a3); b3 = TOps.MultiplyAdd(pb, x, b3);
-                x = TOps.Load(v + 4 * w); a4 = TOps.MultiplyAdd(pa, x, a4); b4 = TOps.MultiplyAdd(pb, x, b4);
-                x = TOps.Load(v + 5 * w); a5 = TOps.MultiplyAdd(pa, x, a5); b5 = TOps.MultiplyAdd(pb, x, b5);
-                x = TOps.Load(v + 6 * w); a6 = TOps.MultiplyAdd(pa, x, a6); b6 = TOps.MultiplyAdd(pb, x, b6);
-                x = TOps.Load(v + 7 * w); a7 = TOps.MultiplyAdd(pa, x, a7); b7 = TOps.MultiplyAdd(pb, x, b7);
+                TVec x = TOps.LoadStreamed(v); a0 = TOps.MultiplyAdd(pa, x, a0); b0 = TOps.MultiplyAdd(pb, x, b0);
+                x = TOps.LoadStreamed(v + w); a1 = TOps.MultiplyAdd(pa, x, a1); b1 = TOps.MultiplyAdd(pb, x, b1);
+                x = TOps.LoadStreamed(v + 2 * w); a2 = TOps.MultiplyAdd(pa, x, a2); b2 = TOps.MultiplyAdd(pb, x, b2);
+                x = TOps.LoadStreamed(v + 3 * w); a3 = TOps.MultiplyAdd(pa, x, a3); b3 = TOps.MultiplyAdd(pb, x, b3);
+                x = TOps.LoadStreamed(v + 4 * w); a4 = TOps.MultiplyAdd(pa, x, a4); b4 = TOps.MultiplyAdd(pb, x, b4);
+                x = TOps.LoadStreamed(v + 5 * w); a5 = TOps.MultiplyAdd(pa, x, a5); b5 = TOps.MultiplyAdd(pb, x, b5);
+                x = TOps.LoadStreamed(v + 6 * w); a6 = TOps.MultiplyAdd(pa, x, a6); b6 = TOps.MultiplyAdd(pb, x, b6);
+                x = TOps.LoadStreamed(v + 7 * w); a7 = TOps.MultiplyAdd(pa, x, a7); b7 = TOps.MultiplyAdd(pb, x, b7);
             }
             TOps.Store(a0, o0 + c); TOps.Store(a1, o0 + c + w); TOps.Store(a2, o0 + c + 2 * w); TOps.Store(a3, o0 + c + 3 * w);
             TOps.Store(a4, o0 + c + 4 * w); TOps.Store(a5, o0 + c + 5 * w); TOps.Store(a6, o0 + c + 6 * w); TOps.Store(a7, o0 + c + 7 * w);
