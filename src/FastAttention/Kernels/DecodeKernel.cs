@@ -627,15 +627,15 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         int w = TOps.Count;
         // Even and odd vectors in separate chains, added at the end: chains of 4 FMAs, not 8, so that the 16 chains of a
         // block keep both FMA pipes busy.
-        TVec x = TOps.LoadStreamed(k);
+        TVec x = TOps.Load(k);
         TVec ra = TOps.Multiply(a0, x), rb = TOps.Multiply(b0, x), ra1 = TOps.Zero, rb1 = TOps.Zero;
-        if (n > 1) { x = TOps.LoadStreamed(k + w); ra1 = TOps.Multiply(a1, x); rb1 = TOps.Multiply(b1, x); }
-        if (n > 2) { x = TOps.LoadStreamed(k + 2 * w); ra = TOps.MultiplyAdd(a2, x, ra); rb = TOps.MultiplyAdd(b2, x, rb); }
-        if (n > 3) { x = TOps.LoadStreamed(k + 3 * w); ra1 = TOps.MultiplyAdd(a3, x, ra1); rb1 = TOps.MultiplyAdd(b3, x, rb1); }
-        if (n > 4) { x = TOps.LoadStreamed(k + 4 * w); ra = TOps.MultiplyAdd(a4, x, ra); rb = TOps.MultiplyAdd(b4, x, rb); }
-        if (n > 5) { x = TOps.LoadStreamed(k + 5 * w); ra1 = TOps.MultiplyAdd(a5, x, ra1); rb1 = TOps.MultiplyAdd(b5, x, rb1); }
-        if (n > 6) { x = TOps.LoadStreamed(k + 6 * w); ra = TOps.MultiplyAdd(a6, x, ra); rb = TOps.MultiplyAdd(b6, x, rb); }
-        if (n > 7) { x = TOps.LoadStreamed(k + 7 * w); ra1 = TOps.MultiplyAdd(a7, x, ra1); rb1 = TOps.MultiplyAdd(b7, x, rb1); }
+        if (n > 1) { x = TOps.Load(k + w); ra1 = TOps.Multiply(a1, x); rb1 = TOps.Multiply(b1, x); }
+        if (n > 2) { x = TOps.Load(k + 2 * w); ra = TOps.MultiplyAdd(a2, x, ra); rb = TOps.MultiplyAdd(b2, x, rb); }
+        if (n > 3) { x = TOps.Load(k + 3 * w); ra1 = TOps.MultiplyAdd(a3, x, ra1); rb1 = TOps.MultiplyAdd(b3, x, rb1); }
+        if (n > 4) { x = TOps.Load(k + 4 * w); ra = TOps.MultiplyAdd(a4, x, ra); rb = TOps.MultiplyAdd(b4, x, rb); }
+        if (n > 5) { x = TOps.Load(k + 5 * w); ra1 = TOps.MultiplyAdd(a5, x, ra1); rb1 = TOps.MultiplyAdd(b5, x, rb1); }
+        if (n > 6) { x = TOps.Load(k + 6 * w); ra = TOps.MultiplyAdd(a6, x, ra); rb = TOps.MultiplyAdd(b6, x, rb); }
+        if (n > 7) { x = TOps.Load(k + 7 * w); ra1 = TOps.MultiplyAdd(a7, x, ra1); rb1 = TOps.MultiplyAdd(b7, x, rb1); }
         sa = TOps.Add(ra, ra1);
         sb = TOps.Add(rb, rb1);
     }
