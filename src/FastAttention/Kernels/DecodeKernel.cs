@@ -779,14 +779,14 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         TVec mv = TOps.Create(m), sum = TOps.Zero;
         for (; j + w <= count; j += w)
         {
-            TVec p = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), mv));
+            TVec p = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), mv));
             TOps.Store(p, s + j);
             sum = TOps.Add(sum, p);
         }
         if (j < count)
         {
             // The tail as one vector: lanes past the end (whatever the scratch held) become exact zeros.
-            TVec p = TOps.SelectFirst(count - j, VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), mv)), TOps.Zero);
+            TVec p = TOps.SelectFirst(count - j, VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), mv)), TOps.Zero);
             TOps.Store(p, s + j);
             sum = TOps.Add(sum, p);
         }

@@ -328,7 +328,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         TVec sum = TOps.Zero;
         for (int j = 0; j < columns; j += w)
         {
-            TVec p = VectorMath.Exp<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), m));
+            TVec p = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.Subtract(TOps.Load(s + j), m));
             TOps.Store(p, s + j);
             sum = TOps.Add(sum, p);
         }

@@ -129,18 +129,18 @@ internal static unsafe class SmallKernel<TVec, TOps>
         TVec l0 = TOps.Zero, l1 = TOps.Zero, l2 = TOps.Zero, l3 = TOps.Zero;
         for (int j = 0; j < whole; j += w)
         {
-            TVec p0 = VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s0 + j), k, v0)), p1 = VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s1 + j), k, v1));
-            TVec p2 = VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s2 + j), k, v2)), p3 = VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s3 + j), k, v3));
+            TVec p0 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s0 + j), k, v0)), p1 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s1 + j), k, v1));
+            TVec p2 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s2 + j), k, v2)), p3 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s3 + j), k, v3));
             TOps.Store(p0, s0 + j); TOps.Store(p1, s1 + j); TOps.Store(p2, s2 + j); TOps.Store(p3, s3 + j);
             l0 = TOps.Add(l0, p0); l1 = TOps.Add(l1, p1); l2 = TOps.Add(l2, p2); l3 = TOps.Add(l3, p3);
         }
         if (tail > 0)
         {
             // The tail as one vector each: lanes past the end become exact zeros.
-            TVec p0 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s0 + whole), k, v0)), TOps.Zero);
-            TVec p1 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s1 + whole), k, v1)), TOps.Zero);
-            TVec p2 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s2 + whole), k, v2)), TOps.Zero);
-            TVec p3 = TOps.SelectFirst(tail, VectorMath.Exp<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s3 + whole), k, v3)), TOps.Zero);
+            TVec p0 = TOps.SelectFirst(tail, VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s0 + whole), k, v0)), TOps.Zero);
+            TVec p1 = TOps.SelectFirst(tail, VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s1 + whole), k, v1)), TOps.Zero);
+            TVec p2 = TOps.SelectFirst(tail, VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s2 + whole), k, v2)), TOps.Zero);
+            TVec p3 = TOps.SelectFirst(tail, VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.MultiplyAdd(TOps.Load(s3 + whole), k, v3)), TOps.Zero);
             TOps.Store(p0, s0 + whole); TOps.Store(p1, s1 + whole); TOps.Store(p2, s2 + whole); TOps.Store(p3, s3 + whole);
             l0 = TOps.Add(l0, p0); l1 = TOps.Add(l1, p1); l2 = TOps.Add(l2, p2); l3 = TOps.Add(l3, p3);
         }

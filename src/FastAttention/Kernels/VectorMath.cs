@@ -32,6 +32,33 @@ internal static class VectorMath
         where TVec : unmanaged
         where TOps : IVectorOps<TVec>
     {
+        TVec result = ExpInRange<TVec, TOps>(x);
+        // Out-of-range lanes computed garbage above; NaN lanes compare false and keep the NaN from p.
+        result = TOps.SelectLess(x, TOps.Create(UnderflowEdge), TOps.Zero, result);
+        return TOps.SelectGreater(x, TOps.Create(OverflowEdge), TOps.Create(float.PositiveInfinity), result);
+    }
+
+    /// <summary>
+    /// <see cref="Exp{TVec, TOps}"/> for softmax arguments, x = s − max (at most a rounding above 0), −∞ and NaN
+    /// included: the same bits for every x below <see cref="OverflowEdge"/>, at one operation instead of four for the
+    /// range checks. Lanes below the underflow edge (−∞ too) are raised to <see cref="ZeroArgument"/>, whose e^x
+    /// rounds to exactly 0; a NaN lane stays NaN (the maximum returns its second operand for NaN on every width).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec ExpBelowOverflow<TVec, TOps>(TVec x)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+        => ExpInRange<TVec, TOps>(TOps.Max(TOps.Create(ZeroArgument), x));
+
+    // An argument below the underflow edge whose e^x the in-range steps round to exactly 0 (n = −151: p·2⁻¹⁵¹ < 2⁻¹⁵⁰).
+    internal const float ZeroArgument = -104.5f;
+
+    /// <summary>e^x for x in [<see cref="ZeroArgument"/>, <see cref="OverflowEdge"/>] (or NaN); anything else is the caller's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec ExpInRange<TVec, TOps>(TVec x)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+    {
         // x = n·ln2 + r with |r| ≤ ln2/2.
         TVec n = TOps.Round(TOps.Multiply(x, TOps.Create(Log2E)));
         TVec r = TOps.MultiplyAdd(n, TOps.Create(-Ln2Hi), x);
@@ -45,11 +72,7 @@ internal static class VectorMath
         p = TOps.MultiplyAdd(p, TOps.Multiply(r, r), TOps.Add(r, TOps.Create(1f)));
 
         // p·2^n rounded once, so results in the subnormal range are rounded correctly and n = 128 overflows only when it should.
-        TVec result = TOps.ScaleByPow2(p, n);
-
-        // Out-of-range lanes computed garbage above; NaN lanes compare false and keep the NaN from p.
-        result = TOps.SelectLess(x, TOps.Create(UnderflowEdge), TOps.Zero, result);
-        return TOps.SelectGreater(x, TOps.Create(OverflowEdge), TOps.Create(float.PositiveInfinity), result);
+        return TOps.ScaleByPow2(p, n);
     }
 
     /// <summary>

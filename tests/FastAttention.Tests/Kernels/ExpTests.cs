@@ -8,7 +8,7 @@ public unsafe class ExpTests
 {
     public static TheoryData<int> Widths => new(KernelDispatch.All.Select(w => (int)w));
 
-    private static float[] Run(KernelWidth width, float[] input)
+    private static float[] Run(KernelWidth width, float[] input, bool belowOverflow = false)
     {
         var output = new float[input.Length];
         int lanes = KernelDispatch.Lanes(width);
@@ -22,15 +22,23 @@ public unsafe class ExpTests
             {
                 switch (width)
                 {
-                    case KernelWidth.Vector512: VectorMath.Exp<Vector512<float>, Vector512Ops>(Vector512.Load(x + i)).Store(y + i); break;
-                    case KernelWidth.Vector256: VectorMath.Exp<Vector256<float>, Vector256Ops>(Vector256.Load(x + i)).Store(y + i); break;
-                    case KernelWidth.Vector128: VectorMath.Exp<Vector128<float>, Vector128Ops>(Vector128.Load(x + i)).Store(y + i); break;
-                    default: y[i] = VectorMath.Exp(x[i]); break;
+                    case KernelWidth.Vector512: Lanes<Vector512<float>, Vector512Ops>(x + i, y + i, belowOverflow); break;
+                    case KernelWidth.Vector256: Lanes<Vector256<float>, Vector256Ops>(x + i, y + i, belowOverflow); break;
+                    case KernelWidth.Vector128: Lanes<Vector128<float>, Vector128Ops>(x + i, y + i, belowOverflow); break;
+                    default: Lanes<float, ScalarOps>(x + i, y + i, belowOverflow); break;
                 }
             }
         }
         Array.Copy(result, output, output.Length);
         return output;
+    }
+
+    private static void Lanes<TVec, TOps>(float* x, float* y, bool belowOverflow)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+    {
+        TVec v = TOps.Load(x);
+        TOps.Store(belowOverflow ? VectorMath.ExpBelowOverflow<TVec, TOps>(v) : VectorMath.Exp<TVec, TOps>(v), y);
     }
 
     /// <summary>A million inputs: most of the softmax's range (x ≤ 0), the whole finite range, and the subnormal results.</summary>
@@ -114,5 +122,27 @@ public unsafe class ExpTests
         var output = Run(width, input);
         for (int i = 0; i < input.Length; i++)
             Assert.True(BitConverter.SingleToInt32Bits(output[i]) == BitConverter.SingleToInt32Bits(VectorMath.Exp(input[i])), $"{width}: exp({input[i]:R}) = {output[i]:R}, scalar {VectorMath.Exp(input[i]):R}");
+    }
+
+    /// <summary>
+    /// The softmax's exp (no range checks: one maximum) gives <see cref="VectorMath.Exp{TVec, TOps}"/>'s bits below the
+    /// overflow edge: the million sampled inputs, every float of [−106, −103] around the underflow edge, and −∞, NaN,
+    /// ±0, tiny positives (a score a rounding above the row maximum).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void ExpBelowOverflow_SameBitsAsExp_BelowTheOverflowEdge(int widthBits)
+    {
+        var width = (KernelWidth)widthBits;
+        var input = new List<float>(SampledInputs.Where(x => x < VectorMath.OverflowEdge));
+        for (float x = -106f; x <= -103f; x = MathF.BitIncrement(x)) input.Add(x);
+        input.AddRange([float.NegativeInfinity, float.MinValue, -1e30f, float.NaN, -float.NaN, 0f, -0f, float.Epsilon, 1e-6f, 3e-5f, VectorMath.ZeroArgument, 88f]);
+        float[] all = input.ToArray();
+        float[] expected = Run(width, all), actual = Run(width, all, belowOverflow: true);
+        for (int i = 0; i < all.Length; i++)
+        {
+            if (float.IsNaN(all[i])) Assert.True(float.IsNaN(actual[i]), $"{width}: exp({all[i]}) = {actual[i]}");
+            else Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]), $"{width}: exp({all[i]:R}) = {actual[i]:R}, Exp gives {expected[i]:R}");
+        }
     }
 }
