@@ -40,8 +40,13 @@ internal static unsafe class ScoreTerms<TVec, TOps>
             if (v == float.NegativeInfinity) count++;
         }
         // The row's next tile of bias and mask, asked for now: the prefill kernel walks many rows a tile at a time,
-        // more interleaved streams than the hardware prefetcher follows, and bias rows are read from memory.
-        if (bias != null) Prefetch(bias + to, (to - from) * sizeof(float));
+        // more interleaved streams than the hardware prefetcher follows, and bias rows are read from memory. The bias
+        // of the next query row over the same keys too (usually the next row the kernel applies), from L2 by then.
+        if (bias != null)
+        {
+            Prefetch(bias + to, (to - from) * sizeof(float));
+            Prefetch(bias + args.KeyCount + from, (to - from) * sizeof(float));
+        }
         if (mask != null) Prefetch(mask + to, to - from);
         return count;
     }
