@@ -312,53 +312,6 @@ internal static unsafe class MicroKernels<TVec, TOps>
     }
 
     /// <summary>
-    /// <see cref="AccumulateRow(float*, int, float*, float*, nint, int)"/> for two rows at once: output rows
-    /// <paramref name="output"/> and output + columns, weights <paramref name="weights"/> and weights + weightStride.
-    /// Chunks of 8 column vectors (16 accumulators) cover a whole value row of up to 8 vectors in one pass, so value
-    /// rows streamed from memory are read whole, in order (the 4-row, 3-vector <see cref="Accumulate"/> reads each
-    /// row in three strided passes, which the prefetcher serves at a fraction of the bandwidth). Each output element
-    /// gets the same sums in the same order as from <see cref="AccumulateRow(float*, int, float*, float*, nint, int)"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void AccumulateRows2(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count)
-    {
-        int w = TOps.Count;
-        float* o0 = output, o1 = output + columns;
-        float* p0 = weights, p1 = weights + weightStride;
-        int c = 0;
-        for (; c + 8 * w <= columns; c += 8 * w)
-        {
-            TVec a0 = TOps.Load(o0 + c), a1 = TOps.Load(o0 + c + w), a2 = TOps.Load(o0 + c + 2 * w), a3 = TOps.Load(o0 + c + 3 * w);
-            TVec a4 = TOps.Load(o0 + c + 4 * w), a5 = TOps.Load(o0 + c + 5 * w), a6 = TOps.Load(o0 + c + 6 * w), a7 = TOps.Load(o0 + c + 7 * w);
-            TVec b0 = TOps.Load(o1 + c), b1 = TOps.Load(o1 + c + w), b2 = TOps.Load(o1 + c + 2 * w), b3 = TOps.Load(o1 + c + 3 * w);
-            TVec b4 = TOps.Load(o1 + c + 4 * w), b5 = TOps.Load(o1 + c + 5 * w), b6 = TOps.Load(o1 + c + 6 * w), b7 = TOps.Load(o1 + c + 7 * w);
-            float* v = value + c;
-            for (int j = 0; j < count; j++, v += valueStride)
-            {
-                TVec pa = TOps.Create(p0[j]), pb = TOps.Create(p1[j]);
-                TVec x = TOps.LoadStreamed(v); a0 = TOps.MultiplyAdd(pa, x, a0); b0 = TOps.MultiplyAdd(pb, x, b0);
-                x = TOps.LoadStreamed(v + w); a1 = TOps.MultiplyAdd(pa, x, a1); b1 = TOps.MultiplyAdd(pb, x, b1);
-                x = TOps.LoadStreamed(v + 2 * w); a2 = TOps.MultiplyAdd(pa, x, a2); b2 = TOps.MultiplyAdd(pb, x, b2);
-                x = TOps.LoadStreamed(v + 3 * w); a3 = TOps.MultiplyAdd(pa, x, a3); b3 = TOps.MultiplyAdd(pb, x, b3);
-                x = TOps.LoadStreamed(v + 4 * w); a4 = TOps.MultiplyAdd(pa, x, a4); b4 = TOps.MultiplyAdd(pb, x, b4);
-                x = TOps.LoadStreamed(v + 5 * w); a5 = TOps.MultiplyAdd(pa, x, a5); b5 = TOps.MultiplyAdd(pb, x, b5);
-                x = TOps.LoadStreamed(v + 6 * w); a6 = TOps.MultiplyAdd(pa, x, a6); b6 = TOps.MultiplyAdd(pb, x, b6);
-                x = TOps.LoadStreamed(v + 7 * w); a7 = TOps.MultiplyAdd(pa, x, a7); b7 = TOps.MultiplyAdd(pb, x, b7);
-            }
-            TOps.Store(a0, o0 + c); TOps.Store(a1, o0 + c + w); TOps.Store(a2, o0 + c + 2 * w); TOps.Store(a3, o0 + c + 3 * w);
-            TOps.Store(a4, o0 + c + 4 * w); TOps.Store(a5, o0 + c + 5 * w); TOps.Store(a6, o0 + c + 6 * w); TOps.Store(a7, o0 + c + 7 * w);
-            TOps.Store(b0, o1 + c); TOps.Store(b1, o1 + c + w); TOps.Store(b2, o1 + c + 2 * w); TOps.Store(b3, o1 + c + 3 * w);
-            TOps.Store(b4, o1 + c + 4 * w); TOps.Store(b5, o1 + c + 5 * w); TOps.Store(b6, o1 + c + 6 * w); TOps.Store(b7, o1 + c + 7 * w);
-        }
-        if (c < columns)
-        {
-            // The rest of the row (fewer than 8 vectors): one row at a time, as AccumulateRow does it.
-            AccumulateRow(o0 + c, columns - c, p0, value + c, valueStride, count);
-            AccumulateRow(o1 + c, columns - c, p1, value + c, valueStride, count);
-        }
-    }
-
-    /// <summary>
     /// <see cref="AccumulateRow"/> over the keys x in [from, to) whose bit <paramref name="bit"/> in codes[x] is clear,
     /// run by run: keys a tensor mask removed are skipped, so NaN or ±∞ in their value rows cannot reach the output.
     /// <paramref name="weights"/> and <paramref name="value"/> are indexed from key 0 of the range's coordinates.

@@ -44,19 +44,11 @@ internal static unsafe class ScoreTerms<TVec, TOps>
         // of the next query row over the same keys too (usually the next row the kernel applies), from L2 by then.
         if (bias != null)
         {
-            Prefetch(bias + to, (to - from) * sizeof(float));
-            Prefetch(bias + args.KeyCount + from, (to - from) * sizeof(float));
+            CacheHints.Prefetch(bias + to, (to - from) * sizeof(float));
+            CacheHints.Prefetch(bias + args.KeyCount + from, (to - from) * sizeof(float));
         }
-        if (mask != null) Prefetch(mask + to, to - from);
+        if (mask != null) CacheHints.Prefetch(mask + to, to - from);
         return count;
-    }
-
-    /// <summary>A prefetch hint for each cache line of [start, start + bytes) where the CPU has one (never faults).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(void* start, int bytes)
-    {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        for (int offset = 0; offset < bytes; offset += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0((byte*)start + offset);
     }
 
     /// <summary>
