@@ -19,6 +19,13 @@ internal unsafe interface IElementLoader
 
     /// <summary>Whether the loader leaves each row's scale out, for the kernel to multiply into the row's score or weight.</summary>
     static virtual bool FoldsRowScale => false;
+
+    /// <summary>
+    /// For the 16-bit types (<see cref="Size"/> 2): what <see cref="Load"/> gives from the patterns already in the lanes,
+    /// sign-extended (<see cref="IVectorOps{TVec}.LoadInt16Bits"/>), so that wider loads can feed it.
+    /// </summary>
+    static virtual TVec FromInt16Bits<TVec, TOps>(TVec bits) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        throw new NotSupportedException("Only 16-bit element types convert from 16-bit patterns.");
 }
 
 internal unsafe struct Float32Loader : IElementLoader
@@ -40,9 +47,13 @@ internal unsafe struct HalfLoader : IElementLoader
     /// exponent instead (NaN payloads kept, not quietened).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec>
+    public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        FromInt16Bits<TVec, TOps>(TOps.LoadInt16Bits((short*)source));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec FromInt16Bits<TVec, TOps>(TVec bits) where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
-        TVec t = TOps.And(TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u)));
+        TVec t = TOps.And(TOps.ShiftLeft(bits, 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u)));
         TVec rebiased = TOps.Multiply(t, TOps.Create(BitConverter.UInt32BitsToSingle(0x7780_0000u))); // 2¹¹²
         return TOps.SelectLess(TOps.Abs(rebiased), TOps.Create(65536f), rebiased, TOps.Or(t, TOps.Create(BitConverter.UInt32BitsToSingle(0x7000_0000u))));
     }
@@ -58,8 +69,11 @@ internal unsafe struct FiniteHalfLoader : IElementLoader
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
-        TOps.Multiply(TOps.And(TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u))),
-            TOps.Create(BitConverter.UInt32BitsToSingle(0x7780_0000u)));
+        FromInt16Bits<TVec, TOps>(TOps.LoadInt16Bits((short*)source));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec FromInt16Bits<TVec, TOps>(TVec bits) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.Multiply(HalfBitsLoader.FromInt16Bits<TVec, TOps>(bits), TOps.Create(BitConverter.UInt32BitsToSingle(0x7780_0000u)));
 }
 
 /// <summary>
@@ -79,7 +93,11 @@ internal unsafe struct HalfBitsLoader : IElementLoader
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
-        TOps.And(TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u)));
+        FromInt16Bits<TVec, TOps>(TOps.LoadInt16Bits((short*)source));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec FromInt16Bits<TVec, TOps>(TVec bits) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.And(TOps.ShiftLeft(bits, 13), TOps.Create(BitConverter.UInt32BitsToSingle(0x8FFF_E000u)));
 }
 
 internal unsafe struct BFloat16Loader : IElementLoader
@@ -88,7 +106,10 @@ internal unsafe struct BFloat16Loader : IElementLoader
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Load<TVec, TOps>(byte* source, TVec scale) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
-        TOps.ShiftLeft(TOps.LoadInt16Bits((short*)source), 16);
+        FromInt16Bits<TVec, TOps>(TOps.LoadInt16Bits((short*)source));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec FromInt16Bits<TVec, TOps>(TVec bits) where TVec : unmanaged where TOps : IVectorOps<TVec> => TOps.ShiftLeft(bits, 16);
 }
 
 internal unsafe struct Int8Loader : IElementLoader
