@@ -55,8 +55,10 @@ public class InvariantProperties
                 int i = n / s.ValueHeadSize % s.QueryCount;
                 bool anyVisible = Enumerable.Range(0, s.KeyCount).Any(j => ReferenceAttention.IsVisible(spec.Causal, i, j, s.QueryCount, s.KeyCount));
                 double expected = anyVisible ? row[n % s.ValueHeadSize] : 0;
-                // Weights sum to 1 within a few ulp, so the output is the row within a few ulp of its magnitude.
-                Assert.True(Math.Abs(output[n] - expected) <= 8 * Tolerance.Unit * Math.Max(1, s.KeyCount / 8), $"{spec}: element {n} is {output[n]}, expected {expected}");
+                // Output = (sum of p_j v) / (sum of p_j): each sum of Lk rounded terms is within about Lk ulp
+                // (the summation bound), so the row within 2 Lk + 8 ulp of its magnitude. The former bound,
+                // 8 max(1, Lk/8), sat below this for 8 < Lk < 64 and failed on the scalar path at Lk 11 (9 ulp).
+                Assert.True(Math.Abs(output[n] - expected) <= (8 + 2 * s.KeyCount) * Tolerance.Unit, $"{spec}: element {n} is {output[n]}, expected {expected}");
             }
         });
 
