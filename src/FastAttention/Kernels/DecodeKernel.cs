@@ -364,7 +364,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         for (; j < count; j++)
         {
             byte* key = keys + j * rowBytes;
-            float sum = TOps.SumAcross(DotPartialHalfBits(query, key, d, ref tracker));
+            float sum = TOps.SumAcross(DotPartial<HalfBitsLoader>(query, key, d, true, ref tracker));
             for (int t = vectorEnd; t < d; t++)
             {
                 float x = Element<HalfBitsLoader>(key, t);
@@ -374,19 +374,6 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             scores[j] = sum;
         }
         return MathF.Max(TOps.MaxAcross(tracker), tail) < HalfBitsLoader.NonFinite;
-    }
-
-    /// <summary><see cref="DotPartial{TLoad}"/> for <see cref="HalfBitsLoader"/>, folding the magnitudes read into <paramref name="tracker"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TVec DotPartialHalfBits(float* query, byte* key, int d, ref TVec tracker)
-    {
-        int w = TOps.Count, t = 0;
-        TVec a = TOps.Zero, b = TOps.Zero, even = tracker, odd = TOps.Zero;
-        for (; t + 2 * w <= d; t += 2 * w)
-            StepPair<HalfBitsLoader>(TOps.Load(query + t), TOps.Load(query + t + w), key + t * 2, ref a, ref b, true, ref even, ref odd);
-        if (t + w <= d) Step<HalfBitsLoader>(TOps.Load(query + t), key + t * 2, ref a, true, ref even);
-        tracker = TOps.Max(even, odd);
-        return TOps.Add(a, b);
     }
 
     /// <summary><see cref="DotRow{TLoad}"/> over <paramref name="count"/> key rows of (b, kvh) from <paramref name="first"/>, in their stored type.</summary>
@@ -494,17 +481,28 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TVec DotPartial<TLoad>(float* query, byte* key, int d) where TLoad : IElementLoader
     {
-        int w = TOps.Count, t = 0, size = TLoad.Size;
         TVec unused = TOps.Zero;
-        TVec a = TOps.Zero, b = TOps.Zero;
+        return DotPartial<TLoad>(query, key, d, false, ref unused);
+    }
+
+    /// <summary>
+    /// <see cref="DotPartial{TLoad}(float*, byte*, int)"/>, and with <paramref name="track"/> the largest magnitude
+    /// read folded into <paramref name="tracker"/> (half bits: see <see cref="DotRowHalfBits"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec DotPartial<TLoad>(float* query, byte* key, int d, bool track, ref TVec tracker) where TLoad : IElementLoader
+    {
+        int w = TOps.Count, t = 0, size = TLoad.Size;
+        TVec a = TOps.Zero, b = TOps.Zero, even = tracker, odd = TOps.Zero;
         for (; t + 2 * w <= d; t += 2 * w)
-            StepPair<TLoad>(TOps.Load(query + t), TOps.Load(query + t + w), key + t * size, ref a, ref b, false, ref unused, ref unused);
-        if (t + w <= d) Step<TLoad>(TOps.Load(query + t), key + t * size, ref a, false, ref unused);
+            StepPair<TLoad>(TOps.Load(query + t), TOps.Load(query + t + w), key + t * size, ref a, ref b, track, ref even, ref odd);
+        if (t + w <= d) Step<TLoad>(TOps.Load(query + t), key + t * size, ref a, track, ref even);
+        if (track) tracker = TOps.Max(even, odd);
         return TOps.Add(a, b);
     }
 
     /// <summary>
-    /// <see cref="DotPartial{TLoad}"/> of 4 consecutive key rows at once, each query vector loaded once for the 4: the
+    /// <see cref="DotPartial{TLoad}(float*, byte*, int)"/> of 4 consecutive key rows at once, each query vector loaded once for the 4: the
     /// same per-row sums in the same order. For rows of one or two bytes per element, whose 4 rows lie in a few cache
     /// lines (4 fp32 rows walked side by side slow the prefetcher: see <see cref="DotRow{TLoad}"/>). With
     /// <paramref name="track"/>, the largest magnitude read is folded into <paramref name="tracker"/> (half bits: see

@@ -82,8 +82,9 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
 
     /// <summary>
     /// 2·Count 16-bit patterns from <paramref name="source"/>, as <see cref="LoadInt16Bits"/> gives them at
-    /// <paramref name="source"/> and Count further on; one full-width load where the vector is 512 bits wide (the
-    /// memory system streams a row read in 64-byte loads faster than in 32-byte ones: see LoadStreamed).
+    /// <paramref name="source"/> and Count further on; one 64-byte load where the vector is 512 bits wide (the memory
+    /// system streams a row read in 64-byte loads faster than in 32-byte ones: see LoadStreamed). The narrower widths
+    /// load each half on its own: one load there would cost a shuffle without filling a cache line either.
     /// </summary>
     static abstract void LoadInt16BitsPair(short* source, out TVec low, out TVec high);
 
@@ -300,12 +301,7 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     public static bool AnyNonFiniteHalf(Vector256<float> tracker) => Vector128.GreaterThanOrEqualAny(tracker.GetLower().AsUInt16(), Vector128.Create((ushort)0xF800));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt16Bits(short* source) => Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void LoadInt16BitsPair(short* source, out Vector256<float> low, out Vector256<float> high)
-    {
-        Vector256<short> bits = Vector256.Load(source);
-        low = Vector256.WidenLower(bits).AsSingle();
-        high = Vector256.WidenUpper(bits).AsSingle();
-    }
+    public static void LoadInt16BitsPair(short* source, out Vector256<float> low, out Vector256<float> high) { low = LoadInt16Bits(source); high = LoadInt16Bits(source + Vector256<float>.Count); }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* source) => Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(long*)source).AsSByte()).ToVector256Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> And(Vector256<float> a, Vector256<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Or(Vector256<float> a, Vector256<float> b) => a | b;
