@@ -8,7 +8,7 @@ namespace FastAttention.Kernels;
 /// <summary>
 /// The fused tile loop, written once over a vector width.
 /// <code>
-///  phase 1 (per key tile):  K[b, kvh, tile] ──transpose──► Kᵀ tile [headSize, keyTile]  (once per call)
+///  phase 1 (per key tile):  K[b, kvh, tile] ──transpose──► Kᵀ[b, kvh] columns [headSize, keys]  (once per call)
 ///  phase 2 (per item = query block × all heads of a key-value group):
 ///     Q rows ──×scale──► Qs [rows, headSize]
 ///     for each key tile any row can see:
@@ -38,7 +38,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         int start = tile * keyTile;
         int count = Math.Min(keyTile, args.KeyLength(b) - start); // keys past the batch's key length are never read
         if (count <= 0) return;
-        float* destination = packed + (long)item * d * keyTile;
+        float* destination = packed + (long)pair * d * plan.PackedKeyStride + start;
         if (!args.Value.IsFloat32)
         {
             int dv = args.ValueHeadSize;
@@ -47,43 +47,43 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         }
         if (args.Key.IsFloat32)
         {
-            Transpose(args.Key.Floats(b, kvh, start), args.Key.RowStride, count, d, destination, keyTile);
+            Transpose(args.Key.Floats(b, kvh, start), args.Key.RowStride, count, d, destination, plan.PackedKeyStride);
             return;
         }
         fixed (float* widened = workspace.Get(4, keyTile * d))
         {
             ElementConversion<TVec, TOps>.WidenRows(args.Key, b, kvh, start, count, d, widened, d);
-            Transpose(widened, d, count, d, destination, keyTile);
+            Transpose(widened, d, count, d, destination, plan.PackedKeyStride);
         }
     }
 
     /// <summary>
     /// <paramref name="count"/> rows of <paramref name="d"/> floats, <paramref name="stride"/> apart, into columns of
-    /// a [d, keyTile] tile; lanes up to the next whole vector are zeroed.
+    /// a [d, columnStride] block; lanes up to the next whole vector are zeroed.
     /// </summary>
-    internal static void Transpose(float* source, nint stride, int count, int d, float* destination, int keyTile)
+    internal static void Transpose(float* source, nint stride, int count, int d, float* destination, int columnStride)
     {
         int padded = Planner.RoundUp(count, TOps.Count);
         int j = 0;
         // Whole vectors of keys × whole vectors of columns through registers (16 × 16 in 64 shuffles at 512 bits),
         // then 4 × 4 blocks: several times faster than element by element, which matters when little of the tile is
         // visible and for small problems, where the transpose is a good part of the call.
-        TransposeBlocks<TVec, TOps>(source, stride, count, d, destination, keyTile, ref j);
-        if (TOps.Count != 4) TransposeBlocks<Vector128<float>, Vector128Ops>(source, stride, count, d, destination, keyTile, ref j); // the scalar width too
+        TransposeBlocks<TVec, TOps>(source, stride, count, d, destination, columnStride, ref j);
+        if (TOps.Count != 4) TransposeBlocks<Vector128<float>, Vector128Ops>(source, stride, count, d, destination, columnStride, ref j); // the scalar width too
         for (; j < count; j++)
         {
             float* row = source + j * stride, column = destination + j;
-            for (int k = 0; k < d; k++) column[k * keyTile] = row[k];
+            for (int k = 0; k < d; k++) column[k * columnStride] = row[k];
         }
         // Lanes past the last key are computed by the score tile and then masked; make them finite zeros.
         for (int k = 0; k < d; k++)
         {
-            for (int x = count; x < padded; x++) destination[k * keyTile + x] = 0f;
+            for (int x = count; x < padded; x++) destination[k * columnStride + x] = 0f;
         }
     }
 
     /// <summary>Keys from <paramref name="j"/> on, <typeparamref name="TBlock"/>'s count at a time, each row of blocks with its leftover columns; j moves past them.</summary>
-    private static void TransposeBlocks<TBlock, TBlockOps>(float* source, nint stride, int count, int d, float* destination, int keyTile, ref int j)
+    private static void TransposeBlocks<TBlock, TBlockOps>(float* source, nint stride, int count, int d, float* destination, int columnStride, ref int j)
         where TBlock : unmanaged
         where TBlockOps : IVectorOps<TBlock>
     {
@@ -93,15 +93,15 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         {
             float* s0 = source + j * stride;
             int k = 0;
-            for (; k + w <= d; k += w) TBlockOps.TransposeBlock(s0 + k, stride, destination + k * keyTile + j, keyTile);
+            for (; k + w <= d; k += w) TBlockOps.TransposeBlock(s0 + k, stride, destination + k * columnStride + j, columnStride);
             // Columns left over (all of them when the head is narrower than a vector): 4 × 4 blocks, then one by one.
             for (int i = 0; i < w; i += 4)
             {
                 int c = k;
-                for (; c + 4 <= d; c += 4) Vector128Ops.TransposeBlock(s0 + i * stride + c, stride, destination + c * keyTile + j + i, keyTile);
+                for (; c + 4 <= d; c += 4) Vector128Ops.TransposeBlock(s0 + i * stride + c, stride, destination + c * columnStride + j + i, columnStride);
                 for (; c < d; c++)
                 {
-                    for (int x = i; x < i + 4; x++) destination[c * keyTile + j + x] = s0[x * stride + c];
+                    for (int x = i; x < i + 4; x++) destination[c * columnStride + j + x] = s0[x * stride + c];
                 }
             }
         }
@@ -111,12 +111,9 @@ internal static unsafe class PrefillKernel<TVec, TOps>
     [SkipLocalsInit]
     public static void Compute(in KernelArguments args, in AttentionPlan plan, float* packed, Workspace workspace, int item)
     {
-        int rank = item / plan.HeadPairs, pair = item % plan.HeadPairs;
-        int queryBlockIndex = plan.HeavyFirst ? plan.QueryBlocks - 1 - rank : rank;
+        int pair = ItemRows(args, plan, item, out int firstQuery, out int queries);
         int b = pair / args.KeyValueHeads, kvh = pair % args.KeyValueHeads;
         int d = args.HeadSize, dv = args.ValueHeadSize, group = args.GroupSize;
-        int firstQuery = queryBlockIndex * plan.QueryBlock;
-        int queries = Math.Min(plan.QueryBlock, args.QueryCount - firstQuery);
         int rows = group * queries; // row r is query firstQuery + r % queries of head kvh·group + r / queries
         int paddedRows = Planner.RoundUp(rows, Rows);
         int keyTile = plan.KeyTile;
@@ -145,7 +142,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             }
             new Span<float>(accumulators, paddedRows * dv).Clear();
 
-            float* keyBase = packed + (long)pair * plan.KeyTiles * d * keyTile;
+            float* keyBase = packed + (long)pair * d * plan.PackedKeyStride;
             float* valueBase = args.Value.Floats(b, kvh, 0);
             nint valueStride = args.Value.RowStride;
             int blocks = paddedRows / Rows;
@@ -178,10 +175,12 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             // Tiles outer, so that each key tile and value tile is brought in once per item; inside a tile the
             // Q·Kᵀ of every 4-row block runs column chunk by column chunk, so a chunk of keys is reused from L1 by
             // all blocks. Each row still sees its tiles in increasing order: results are those of a per-row loop.
-            int firstTile = loMin == int.MaxValue ? 0 : loMin / keyTile;
-            for (int tile = firstTile; tile < plan.KeyTiles && tile * keyTile < hiMax; tile++)
+            // The item's tiles start at the first key any of its rows sees (whole vectors), not at multiples of the
+            // tile: a band that fits one tile (a sliding window over a query block) is one pass of the softmax per
+            // row, not two. The start depends on the problem alone, so results stay the same for every thread count.
+            int firstKey = loMin == int.MaxValue ? 0 : loMin - loMin % TOps.Count;
+            for (int start = firstKey; start < hiMax; start += keyTile)
             {
-                int start = tile * keyTile;
                 int tileEnd = Math.Min(keyTile, args.KeyCount - start);
                 int unionStart = int.MaxValue, unionEnd = 0;
                 for (int block = 0; block < blocks; block++)
@@ -215,15 +214,17 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 }
                 if (unionEnd == 0) continue;
 
-                float* keyTileBase = keyBase + (long)tile * d * keyTile;
+                float* keyTileBase = keyBase + start;
                 int chunk = MicroKernels<TVec, TOps>.ScoreChunkVectors * TOps.Count;
-                for (int c0 = unionStart; c0 < unionEnd; c0 += chunk)
+                // Chunk by chunk from each block's own first column, so that only a block's last chunk is partial
+                // (blocks of a band start a few keys apart: their chunks still overlap, mostly from L1).
+                for (int c0 = 0; c0 < unionEnd - unionStart; c0 += chunk)
                 {
                     for (int block = 0; block < blocks; block++)
                     {
-                        int c = Math.Max(c0, blockStart[block]), end = Math.Min(c0 + chunk, blockEnd[block]);
+                        int c = blockStart[block] + c0, end = Math.Min(c + chunk, blockEnd[block]);
                         if (c < end)
-                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, d, keyTileBase + c, keyTile, scores + block * Rows * keyTile + c, keyTile, end - c);
+                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, d, keyTileBase + c, plan.PackedKeyStride, scores + block * Rows * keyTile + c, keyTile, end - c);
                     }
                 }
 
@@ -296,6 +297,15 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             for (int r = 0; r < rows; r++)
                 RowOutput<TVec, TOps>.Write(args, b, kvh * group + r / queries, firstQuery + r % queries, accumulators + r * dv, rowMax[r], rowSum[r]);
         }
+    }
+
+    /// <summary>Compute item <paramref name="item"/>'s (batch, key-value head) pair, and its block of query positions.</summary>
+    private static int ItemRows(in KernelArguments args, in AttentionPlan plan, int item, out int firstQuery, out int queries)
+    {
+        int rank = item / plan.HeadPairs;
+        firstQuery = (plan.HeavyFirst ? plan.QueryBlocks - 1 - rank : rank) * plan.QueryBlock;
+        queries = Math.Min(plan.QueryBlock, args.QueryCount - firstQuery);
+        return item % plan.HeadPairs;
     }
 
     // Not inlined into Compute, whose size would exhaust the JIT's inlining budget before the exp's vector operations.

@@ -23,7 +23,11 @@ internal readonly record struct AttentionPlan
     /// <summary>Decode: floats of partial state, [headPairs, splits, group·queryCount, valueHeadSize + 2].</summary>
     public long PartialLength { get; init; }
 
-    /// <summary>Keys per tile (a multiple of the lane count); the packed key layout uses this width.</summary>
+    /// <summary>
+    /// Keys per tile (a multiple of the lane count): the packing phase transposes this many keys per item, and a compute
+    /// item visits its keys this many at a time, from the first key any of its rows sees (rounded down to whole
+    /// vectors), so that a band (a sliding window) that fits a tile costs one pass per row.
+    /// </summary>
     public int KeyTile { get; init; }
 
     public int KeyTiles { get; init; }
@@ -45,7 +49,10 @@ internal readonly record struct AttentionPlan
     /// <summary>Phase 2 items: one query block of one (batch, key-value head), all heads of its group.</summary>
     public int ComputeItems => HeadPairs * QueryBlocks;
 
-    /// <summary>Floats of the packed, transposed keys: [headPairs, keyTiles, headSize, keyTile].</summary>
+    /// <summary>Floats between rows of the packed, transposed keys (see <see cref="PackedKeyLength"/>).</summary>
+    public int PackedKeyStride { get; init; }
+
+    /// <summary>Floats of the packed, transposed keys: [headPairs, headSize, <see cref="PackedKeyStride"/>], keys in columns.</summary>
     public long PackedKeyLength { get; init; }
 
     /// <summary>
