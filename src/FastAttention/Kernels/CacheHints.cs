@@ -11,8 +11,18 @@ internal static unsafe class CacheHints
     public static void Prefetch(void* start, int bytes)
     {
         if (!Sse.IsSupported) return;
-        for (int offset = 0; offset < bytes; offset += 64) Sse.Prefetch0((byte*)start + offset);
+        for (byte* line = FirstLine(start), end = (byte*)start + bytes; line < end; line += 64) Sse.Prefetch0(line);
     }
+
+    /// <summary><see cref="Prefetch"/> into the L2 and outer levels only, for lines wanted later than the next few hundred cycles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void PrefetchToL2(void* start, int bytes)
+    {
+        if (!Sse.IsSupported) return;
+        for (byte* line = FirstLine(start), end = (byte*)start + bytes; line < end; line += 64) Sse.Prefetch1(line);
+    }
+
+    private static byte* FirstLine(void* start) => (byte*)((nuint)start & ~(nuint)63);
 
     /// <summary><see cref="Prefetch"/> for <paramref name="count"/> rows of <paramref name="rowBytes"/> bytes, <paramref name="stride"/> floats apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

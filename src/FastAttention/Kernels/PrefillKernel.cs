@@ -229,8 +229,17 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 }
 
                 float* valueTile = valueBase + start * valueStride;
+                bool lastTile = start + keyTile >= hiMax;
                 for (int block = 0; block < blocks; block++)
                 {
+                    if (lastTile)
+                    {
+                        // Rows read or written once per call come from memory; ask for them while this tile computes,
+                        // a block at a time, rather than stall at both ends of every item: the query rows of the item
+                        // this thread most likely runs next, and this item's output rows (written when it ends).
+                        PrefetchRows(args, plan, args.Query, d, item + 1, block * Rows);
+                        if (args.Output.IsFloat32) PrefetchRows(args, plan, args.Output, dv, item, block * Rows);
+                    }
                     int colStart = blockStart[block], colEnd = blockEnd[block];
                     if (colEnd <= colStart) continue;
                     int r0 = block * Rows, width = colEnd - colStart;
@@ -306,6 +315,17 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         firstQuery = (plan.HeavyFirst ? plan.QueryBlocks - 1 - rank : rank) * plan.QueryBlock;
         queries = Math.Min(plan.QueryBlock, args.QueryCount - firstQuery);
         return item % plan.HeadPairs;
+    }
+
+    /// <summary>Cache hints for rows [r0, r0 + Rows) of compute item <paramref name="item"/> in <paramref name="tensor"/> (query or output rows).</summary>
+    private static void PrefetchRows(in KernelArguments args, in AttentionPlan plan, in Operand tensor, int columns, int item, int r0)
+    {
+        if ((uint)item >= (uint)plan.ComputeItems) return;
+        int pair = ItemRows(args, plan, item, out int firstQuery, out int queries);
+        int b = pair / args.KeyValueHeads, head = pair % args.KeyValueHeads * args.GroupSize;
+        int rowBytes = columns * Operand.ElementSize(tensor.Type);
+        for (int r = r0; r < r0 + Rows && r < args.GroupSize * queries; r++)
+            CacheHints.PrefetchToL2(tensor.Row(b, head + r / queries, firstQuery + r % queries), rowBytes);
     }
 
     // Not inlined into Compute, whose size would exhaust the JIT's inlining budget before the exp's vector operations.
