@@ -236,8 +236,9 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     {
                         // Rows read or written once per call come from memory; ask for them while this tile computes,
                         // a block at a time, rather than stall at both ends of every item: the query rows of the item
-                        // this thread most likely runs next, and this item's output rows (written when it ends).
-                        PrefetchRows(args, plan, args.Query, d, item + 1, block * Rows);
+                        // this thread most likely runs next (threads claim items in turn: one per thread further on),
+                        // and this item's output rows (written when it ends).
+                        PrefetchRows(args, plan, args.Query, d, item + plan.Threads, block * Rows);
                         if (args.Output.IsFloat32) PrefetchRows(args, plan, args.Output, dv, item, block * Rows);
                     }
                     int colStart = blockStart[block], colEnd = blockEnd[block];
