@@ -309,13 +309,18 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         }
     }
 
-    /// <summary>Compute item <paramref name="item"/>'s (batch, key-value head) pair, and its block of query positions.</summary>
+    /// <summary>
+    /// Compute item <paramref name="item"/>'s (batch, key-value head) pair, and its block of query positions. Items run
+    /// pair by pair, so that consecutive items read the same packed keys and values from L2 rather than the next
+    /// head's from L3 or memory (L1024d128 and L2048d64c, 1 and 2 threads: 6-7 % faster than head by head); causal
+    /// pairs heaviest block first, so the last items of the call are light ones and no thread idles long at its end.
+    /// </summary>
     private static int ItemRows(in KernelArguments args, in AttentionPlan plan, int item, out int firstQuery, out int queries)
     {
-        int rank = item / plan.HeadPairs;
+        int rank = item % plan.QueryBlocks;
         firstQuery = (plan.HeavyFirst ? plan.QueryBlocks - 1 - rank : rank) * plan.QueryBlock;
         queries = Math.Min(plan.QueryBlock, args.QueryCount - firstQuery);
-        return item % plan.HeadPairs;
+        return item / plan.QueryBlocks;
     }
 
     /// <summary>Cache hints for rows [r0, r0 + Rows) of compute item <paramref name="item"/> in <paramref name="tensor"/> (query or output rows).</summary>
