@@ -22,6 +22,13 @@ internal static unsafe class ScoreTerms<TVec, TOps>
         float* bias = args.Bias == null ? null : args.Bias + b * args.BiasBatchStride + head * args.BiasHeadStride + rowOffset;
         byte* mask = args.Mask == null ? null : args.Mask + b * args.MaskBatchStride + head * args.MaskHeadStride + rowOffset;
         float slope = args.AlibiSlopes == null ? 0f : args.AlibiSlopes[head];
+        // A mask alone changes nothing where it shows every key of the range (most rows of a causal-shaped mask):
+        // one vectorised scan of its bytes instead of a pass over the scores.
+        if (mask != null && bias == null && args.SoftCap == 0f && args.AlibiSlopes == null && new ReadOnlySpan<byte>(mask + from, to - from).IndexOf((byte)0) < 0)
+        {
+            CacheHints.Prefetch(mask + to, to - from);
+            return 0;
+        }
         var terms = new Terms(args.SoftCap, bias, mask, args.AlibiSlopes != null, slope, (float)args.AlignedPosition(b, query), keyStart);
 
         int w = TOps.Count, x = from;
