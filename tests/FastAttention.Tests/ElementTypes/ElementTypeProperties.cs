@@ -87,6 +87,35 @@ public class ElementTypeProperties
         }
     }
 
+    /// <summary>
+    /// Prefill with a window much narrower than the keys, over several query blocks: each block's key tiles start at
+    /// its first visible key (whole vectors), not at a multiple of the tile, so its keys come from the middle of the
+    /// packed block and its values (widened once into scratch for the narrow types) from arbitrary rows; key lengths
+    /// end some batches mid-tile. The same bits as fp32 on the widened values, within the bound, on any thread count.
+    /// </summary>
+    [Theory]
+    [InlineData("Float32")]
+    [InlineData("Half")]
+    [InlineData("Int8")]
+    public void Prefill_NarrowWindow_EqualFp32OnTheWidenedValues(string stored)
+    {
+        var storage = Enum.Parse<Storage>(stored);
+        var spec = new ProblemSpec(2, 4, 2, 300, 1100, 72, 72, LayoutKind.Bshd, CausalMask.BottomRight, null, 2f, 11);
+        var masks = MaskSpec.None with { KeyLengths = true, Window = new SlidingWindow(100, 3), Seed = 5 };
+        var typed = TypedProblem.Create(MaskedProblem.Create(spec, masks), Storage.Float32, storage, storage);
+        foreach (KernelWidth width in KernelDispatch.All)
+        {
+            var (expected, expectedLse) = typed.Widened.Run(width, 1, KernelKind.Prefill);
+            typed.Widened.AssertClose(expected, expectedLse);
+            foreach (int threads in new[] { 1, 3 })
+            {
+                var (actual, lse) = typed.Run(Storage.Float32, width, threads, KernelKind.Prefill);
+                Assert.True(expected.AsSpan().SequenceEqual(actual), $"{storage} {width} {threads} threads: output differs from fp32 on the widened values");
+                Assert.True(expectedLse.AsSpan().SequenceEqual(lse), $"{storage} {width} {threads} threads: log-sum-exp differs");
+            }
+        }
+    }
+
     /// <summary>int8 read in place with any scales: the scales folded into scores and weights, within the bound, the same bits on any thread count.</summary>
     [Fact]
     public void LongDecode_Int8InPlace_WithinTheBoundOnAnyThreadCount()
