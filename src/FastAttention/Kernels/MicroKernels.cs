@@ -222,8 +222,10 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TVec a0 = TOps.Load(o), a1 = TOps.Load(o + w), a2 = TOps.Load(o + 2 * w), a3 = TOps.Load(o + 3 * w);
             TVec a4 = TOps.Load(o + 4 * w), a5 = TOps.Load(o + 5 * w), a6 = TOps.Load(o + 6 * w), a7 = TOps.Load(o + 7 * w);
             byte* v = value + c * size;
+            nint ahead = DecodeKernel<TVec, TOps>.StreamAheadRows(8 * w * size) * rowBytes;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
+                if (size == 1) CacheHints.Prefetch(v + ahead, 8 * w);
                 TVec b = TOps.Create(Weight<TLoad>(weights, scales, j)), sc = TOps.Zero; // the loaders used here read no scale
                 a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
                 a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
@@ -290,8 +292,10 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TVec a4 = TOps.Load(o + 4 * w), a5 = TOps.Load(o + 5 * w), a6 = TOps.Load(o + 6 * w), a7 = TOps.Load(o + 7 * w);
             TVec even = TOps.Zero, odd = TOps.Zero;
             byte* v = value + c * 2;
+            nint ahead = DecodeKernel<TVec, TOps>.StreamAheadRows(16 * w) * rowBytes;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
+                CacheHints.Prefetch(v + ahead, 16 * w);
                 TVec b = TOps.Create(rebiasedWeights[j]), sc = TOps.Zero;
                 TVec x = HalfBitsLoader.Load<TVec, TOps>(v, sc); a0 = TOps.MultiplyAdd(b, x, a0); even = TOps.MaxMagnitude(even, x);
                 x = HalfBitsLoader.Load<TVec, TOps>(v + 2 * w, sc); a1 = TOps.MultiplyAdd(b, x, a1); odd = TOps.MaxMagnitude(odd, x);
