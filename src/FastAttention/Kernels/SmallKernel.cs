@@ -52,6 +52,15 @@ internal static unsafe class SmallKernel<TVec, TOps>
             for (int r0 = 0, head = kvh * group, query = 0; r0 < paddedRows; r0 += Rows)
             {
                 float* q0 = QueryBlock(args, b, ref head, ref query, Math.Min(Rows, rows - r0), queryScratch + r0 * d, out nint queryStride);
+                if (stride == TOps.Count && r0 + Rows < paddedRows)
+                {
+                    // One vector of keys: two blocks at once (the same sums), so that their FMA chains overlap.
+                    int r1 = r0 + Rows;
+                    float* q1 = QueryBlock(args, b, ref head, ref query, Math.Min(Rows, rows - r1), queryScratch + r1 * d, out nint queryStride1);
+                    MicroKernels<TVec, TOps>.ScoresOneVector(q0, queryStride, q1, queryStride1, d, keysT, stride, scores + r0 * stride, scores + r1 * stride, stride);
+                    r0 = r1;
+                    continue;
+                }
                 MicroKernels<TVec, TOps>.Scores(q0, queryStride, d, keysT, stride, scores + r0 * stride, stride, stride);
             }
             for (int r0 = 0; r0 < paddedRows; r0 += Rows)
