@@ -301,7 +301,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         where TLoad : IElementLoader
     {
         nint rowBytes = keyStride * TLoad.Size;
-        nint ahead = StreamAheadRows(d * TLoad.Size) * rowBytes;
+        nint ahead = CacheHints.StreamAheadRows(d * TLoad.Size) * rowBytes;
         int j = 0;
         for (; j + 4 <= count; j += 4)
         {
@@ -349,7 +349,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         int vectorEnd = d - d % TOps.Count, j = 0;
         TVec tracker = TOps.Zero;
         float tail = 0f;
-        nint ahead = StreamAheadRows(d * 2) * rowBytes;
+        nint ahead = CacheHints.StreamAheadRows(d * 2) * rowBytes;
         for (; j + 4 <= count; j += 4)
         {
             byte* k0 = keys + j * rowBytes;
@@ -454,21 +454,6 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 break;
         }
     }
-
-    /// <summary>
-    /// Rows (a multiple of 4) that the single-row passes over 16- and 8-bit rows prefetch ahead of the row they read,
-    /// for rows of <paramref name="rowBytes"/>: about 4 KiB of the stream, a prefetch per line read. The hardware
-    /// prefetcher alone left these narrower streams short of the bandwidth fp32 rows get (why is not measured
-    /// here; its stop at each 4 KiB page is one candidate). Zen 5, dec32k at 1 thread, medians of 9
-    /// alternated runs: Half K/V 6.14 -> 5.24 ms, int8 2.89 -> 2.59 ms at 2 KiB ahead; 4 KiB ahead measured
-    /// better again on a noisier host (medians of 5-7: Half 1 t 5.80 -> 5.35 ms, 2 t 3.07 -> 2.74 ms; int8 1 t
-    /// 4.04 -> 3.28, 2 t 2.01 -> 1.68), 1 KiB and 8 KiB no better. With K/V in L3 (4096 keys, repeated calls) int8
-    /// is about 5 % slower for it, Half unchanged. A real model's cache is read once per layer
-    /// per step, from memory, so the memory case decides. fp32 rows gain nothing from it (measured), and keep none.
-    /// </summary>
-    internal static int StreamAheadRows(int rowBytes) => Math.Max(4, StreamAheadBytes / rowBytes / 4 * 4);
-
-    private const int StreamAheadBytes = 4096;
 
     // Half rows scanned for ±∞/NaN at a time before they are used: few enough to stay in L1 in between.
     private const int HalfScanRows = 16;

@@ -247,7 +247,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TVec a0 = TOps.Load(o), a1 = TOps.Load(o + w), a2 = TOps.Load(o + 2 * w), a3 = TOps.Load(o + 3 * w);
             TVec a4 = TOps.Load(o + 4 * w), a5 = TOps.Load(o + 5 * w), a6 = TOps.Load(o + 6 * w), a7 = TOps.Load(o + 7 * w);
             byte* v = value + c * size;
-            nint ahead = DecodeKernel<TVec, TOps>.StreamAheadRows(8 * w * size) * rowBytes;
+            nint ahead = CacheHints.StreamAheadRows(8 * w * size) * rowBytes;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
                 if (size == 1) CacheHints.Prefetch(v + ahead, 8 * w);
@@ -317,7 +317,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TVec a4 = TOps.Load(o + 4 * w), a5 = TOps.Load(o + 5 * w), a6 = TOps.Load(o + 6 * w), a7 = TOps.Load(o + 7 * w);
             TVec even = TOps.Zero, odd = TOps.Zero;
             byte* v = value + c * 2;
-            nint ahead = DecodeKernel<TVec, TOps>.StreamAheadRows(16 * w) * rowBytes;
+            nint ahead = CacheHints.StreamAheadRows(16 * w) * rowBytes;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
                 CacheHints.Prefetch(v + ahead, 16 * w);
