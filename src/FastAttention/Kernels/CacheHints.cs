@@ -14,6 +14,13 @@ internal static unsafe class CacheHints
         for (byte* line = FirstLine(start), end = (byte*)start + bytes; line < end; line += 64) Sse.Prefetch0(line);
     }
 
+    /// <summary>A prefetch hint for the one cache line holding <paramref name="address"/>, where the CPU has one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void PrefetchLine(void* address)
+    {
+        if (Sse.IsSupported) Sse.Prefetch0(address);
+    }
+
     /// <summary><see cref="Prefetch"/> into the L2 and outer levels only, for lines wanted later than the next few hundred cycles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void PrefetchToL2(void* start, int bytes)
@@ -38,11 +45,4 @@ internal static unsafe class CacheHints
     private const int StreamAheadBytes = 4096;
 
     private static byte* FirstLine(void* start) => (byte*)((nuint)start & ~(nuint)63);
-
-    /// <summary><see cref="Prefetch"/> for <paramref name="count"/> rows of <paramref name="rowBytes"/> bytes, <paramref name="stride"/> floats apart.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void PrefetchRows(float* first, nint stride, int count, int rowBytes)
-    {
-        for (int r = 0; r < count; r++) Prefetch(first + r * stride, rowBytes);
-    }
 }

@@ -1,6 +1,5 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics.X86;
 using FastAttention.Buffers;
 using FastAttention.Planning;
 
@@ -660,10 +659,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero, a33 = TOps.Zero;
         for (int t = 0; t < vectorEnd; t += w)
         {
-            if (prefetchAhead != 0 && Sse.IsSupported && (t & 15) == 0)
+            if (prefetchAhead != 0 && (t & 15) == 0) // a line (16 floats) of each key row
             {
-                Sse.Prefetch0(k0 + t + prefetchAhead); Sse.Prefetch0(k1 + t + prefetchAhead);
-                Sse.Prefetch0(k2 + t + prefetchAhead); Sse.Prefetch0(k3 + t + prefetchAhead);
+                CacheHints.PrefetchLine(k0 + t + prefetchAhead); CacheHints.PrefetchLine(k1 + t + prefetchAhead);
+                CacheHints.PrefetchLine(k2 + t + prefetchAhead); CacheHints.PrefetchLine(k3 + t + prefetchAhead);
             }
             TVec x0 = TOps.Load(k0 + t), x1 = TOps.Load(k1 + t), x2 = TOps.Load(k2 + t), x3 = TOps.Load(k3 + t);
             TVec q = TOps.Load(q0 + t);

@@ -1,5 +1,5 @@
-using System.Runtime.Intrinsics;
 using FastAttention.Kernels;
+using FastAttention.Tests.Support;
 using Xunit;
 
 namespace FastAttention.Tests.Kernels;
@@ -8,34 +8,31 @@ namespace FastAttention.Tests.Kernels;
 public unsafe class TransposeTests
 {
     [Fact]
-    public void TransposeBlock_EveryWidth_RowsBecomeColumns()
-    {
-        Check<Vector512<float>, Vector512Ops>();
-        Check<Vector256<float>, Vector256Ops>();
-        Check<Vector128<float>, Vector128Ops>();
-        Check<float, ScalarOps>();
-    }
+    public void TransposeBlock_EveryWidth_RowsBecomeColumns() => EveryWidth.Run(new Check());
 
-    private static void Check<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec>
+    private readonly struct Check : IWidthCheck
     {
-        int w = TOps.Count;
-        const int sourceStride = 37, destinationStride = 29; // neither a multiple of the width
-        var source = new float[w * sourceStride];
-        var destination = new float[w * destinationStride];
-        for (int i = 0; i < source.Length; i++) source[i] = i + 0.25f;
-        Array.Fill(destination, float.NaN);
-        fixed (float* s = source)
-        fixed (float* d = destination)
+        public void Run<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec>
         {
-            TOps.TransposeBlock(s + 3, sourceStride, d + 2, destinationStride);
-        }
-        for (int r = 0; r < w; r++)
-        {
-            for (int c = 0; c < destinationStride; c++)
+            int w = TOps.Count;
+            const int sourceStride = 37, destinationStride = 29; // neither a multiple of the width
+            var source = new float[w * sourceStride];
+            var destination = new float[w * destinationStride];
+            for (int i = 0; i < source.Length; i++) source[i] = i + 0.25f;
+            Array.Fill(destination, float.NaN);
+            fixed (float* s = source)
+            fixed (float* d = destination)
             {
-                float actual = destination[r * destinationStride + c];
-                if (c >= 2 && c < 2 + w) Assert.Equal(source[(c - 2) * sourceStride + 3 + r], actual); // destination (r, i) = source (i, r)
-                else Assert.True(float.IsNaN(actual), $"width {w}: wrote outside the block at ({r}, {c})");
+                TOps.TransposeBlock(s + 3, sourceStride, d + 2, destinationStride);
+            }
+            for (int r = 0; r < w; r++)
+            {
+                for (int c = 0; c < destinationStride; c++)
+                {
+                    float actual = destination[r * destinationStride + c];
+                    if (c >= 2 && c < 2 + w) Assert.Equal(source[(c - 2) * sourceStride + 3 + r], actual); // destination (r, i) = source (i, r)
+                    else Assert.True(float.IsNaN(actual), $"width {w}: wrote outside the block at ({r}, {c})");
+                }
             }
         }
     }
