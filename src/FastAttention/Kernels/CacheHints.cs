@@ -21,6 +21,22 @@ internal static unsafe class CacheHints
         if (Sse.IsSupported) Sse.Prefetch0(address);
     }
 
+    /// <summary>
+    /// A prefetch hint at <paramref name="start"/> and every 64 bytes after it below start + <paramref name="bytes"/>,
+    /// unrolled when <paramref name="bytes"/> is a JIT-time constant (up to 4 lines): for streams whose rows are read
+    /// in order, where a row's unaligned last line is the next row's first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void PrefetchLines(byte* start, int bytes)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(start);
+        if (bytes > 64) Sse.Prefetch0(start + 64);
+        if (bytes > 128) Sse.Prefetch0(start + 128);
+        if (bytes > 192) Sse.Prefetch0(start + 192);
+        for (int line = 256; line < bytes; line += 64) Sse.Prefetch0(start + line);
+    }
+
     /// <summary><see cref="Prefetch"/> into the L2 and outer levels only, for lines wanted later than the next few hundred cycles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void PrefetchToL2(void* start, int bytes)

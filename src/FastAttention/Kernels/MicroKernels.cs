@@ -250,7 +250,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             nint ahead = CacheHints.StreamAheadRows(8 * w * size) * rowBytes;
             for (int j = 0; j < count; j++, v += rowBytes)
             {
-                if (size == 1) CacheHints.Prefetch(v + ahead, 8 * w);
+                if (size == 1) CacheHints.PrefetchLines(v + ahead, 8 * w); // unrolled: no loop per row (int8 rows are few instructions each)
                 TVec b = TOps.Create(Weight<TLoad>(weights, scales, j)), sc = TOps.Zero; // the loaders used here read no scale
                 a0 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v, sc), a0); a1 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + w * size, sc), a1);
                 a2 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 2 * w * size, sc), a2); a3 = TOps.MultiplyAdd(b, TLoad.Load<TVec, TOps>(v + 3 * w * size, sc), a3);
