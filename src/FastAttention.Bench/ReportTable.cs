@@ -13,10 +13,14 @@ public static class ReportRows
             [
                 r.Case, r.Engine, r.Threads.ToString(), FormatTime(r.MedianNs), $"{r.Gflops:F1}", $"{r.Gbs:F1}",
                 $"{r.PeakFraction * 100:F0} %", Speedup(report, r, "Naive"), Speedup(report, r, "PyTorch"), r.AllocatedBytes.ToString(),
-                r.VersusUnmasked is double m ? $"{m:F2}×" : "", r.VersusFloat32 is double f ? $"{f:F2}×" : "",
+                r.VersusUnmasked is double m ? $"{m:F2}×" : "", VersusFloat32(r),
             ];
         }
     }
+
+    /// <summary>The median ratio to fp32, with the range over the allocations it is the median of.</summary>
+    private static string VersusFloat32(BenchResult r) => r.VersusFloat32 is not double f ? ""
+        : r.VersusFloat32PerAllocation is { Length: > 1 } all ? $"{f:F2}× ({all.Min():F2}–{all.Max():F2})" : $"{f:F2}×";
 
     /// <summary>How many times faster FastAttention's result is than <paramref name="peer"/>'s on the same case and threads, in this run.</summary>
     private static string Speedup(BenchReport report, BenchResult r, string peer)
