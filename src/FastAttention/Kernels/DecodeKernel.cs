@@ -526,6 +526,26 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         byte* k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
         TVec a0 = TOps.Zero, b0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, a2 = TOps.Zero, b2 = TOps.Zero, a3 = TOps.Zero, b3 = TOps.Zero;
         TVec even = tracker, odd = TOps.Zero;
+        if (typeof(TLoad) == typeof(Int8ValueLoader))
+        {
+            // int8 rows 4·Count bytes at a time, one vector-wide load each (a 64-byte line per load at 512 bits, not
+            // four 16-byte loads): dec32k int8 at 1 and 2 threads, 4 allocations, in-process alternation: 4-9 % faster
+            // with the same in the value pass. The same sums: even vectors into the first accumulator, odd into the second.
+            for (; t + 4 * w <= d; t += 4 * w)
+            {
+                if (prefetchAhead != 0 && ((t * size) & 63) == 0)
+                {
+                    byte* ahead = k0 + t * size + prefetchAhead;
+                    CacheHints.PrefetchLine(ahead); CacheHints.PrefetchLine(ahead + rowBytes);
+                    CacheHints.PrefetchLine(ahead + 2 * rowBytes); CacheHints.PrefetchLine(ahead + 3 * rowBytes);
+                }
+                TVec q0 = TOps.Load(query + t), q1 = TOps.Load(query + t + w), q2 = TOps.Load(query + t + 2 * w), q3 = TOps.Load(query + t + 3 * w);
+                Int8Quad(q0, q1, q2, q3, k0 + t, ref a0, ref b0);
+                Int8Quad(q0, q1, q2, q3, k1 + t, ref a1, ref b1);
+                Int8Quad(q0, q1, q2, q3, k2 + t, ref a2, ref b2);
+                Int8Quad(q0, q1, q2, q3, k3 + t, ref a3, ref b3);
+            }
+        }
         for (; t + 2 * w <= d; t += 2 * w)
         {
             if (prefetchAhead != 0 && ((t * size) & 63) == 0)
@@ -546,6 +566,20 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         }
         if (track) tracker = TOps.Max(even, odd);
         s0 = TOps.Add(a0, b0); s1 = TOps.Add(a1, b1); s2 = TOps.Add(a2, b2); s3 = TOps.Add(a3, b3);
+    }
+
+    /// <summary>
+    /// 4·Count int8 values of a row in one load (<see cref="IVectorOps{TVec}.LoadInt8Block"/>) against q0..q3: the first
+    /// and third quarters into <paramref name="even"/>, the second and fourth into <paramref name="odd"/>, in that order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Int8Quad(TVec q0, TVec q1, TVec q2, TVec q3, byte* key, ref TVec even, ref TVec odd)
+    {
+        TVec block = TOps.LoadInt8Block((sbyte*)key);
+        even = TOps.MultiplyAdd(q0, TOps.Int8Part(block, 0), even);
+        odd = TOps.MultiplyAdd(q1, TOps.Int8Part(block, 1), odd);
+        even = TOps.MultiplyAdd(q2, TOps.Int8Part(block, 2), even);
+        odd = TOps.MultiplyAdd(q3, TOps.Int8Part(block, 3), odd);
     }
 
     /// <summary>sum += q · (one vector of a stored row), and the magnitudes read folded into <paramref name="tracker"/> when <paramref name="track"/>.</summary>

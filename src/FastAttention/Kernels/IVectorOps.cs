@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -100,6 +101,15 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
 
     /// <summary>Count int8 values from <paramref name="source"/> converted to float (reads exactly Count bytes).</summary>
     static abstract TVec LoadInt8(sbyte* source);
+
+    /// <summary>
+    /// 4·Count int8 values from <paramref name="source"/> as raw bytes in one vector-wide load; <see cref="Int8Part"/>
+    /// converts a quarter. Where vectors are 512 bits: one 64-byte load per line instead of four 16-byte ones.
+    /// </summary>
+    static abstract TVec LoadInt8Block(sbyte* source);
+
+    /// <summary>Quarter <paramref name="part"/> (0-3, a constant) of a <see cref="LoadInt8Block"/> converted to float: as <see cref="LoadInt8"/> at source + part·Count.</summary>
+    static abstract TVec Int8Part(TVec block, [ConstantExpected(Min = 0, Max = 3)] byte part);
 
     /// <summary>Bitwise and of the lanes' bits.</summary>
     static abstract TVec And(TVec a, TVec b);
@@ -204,6 +214,19 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>, IInterleaveO
         low = Vector512.WidenLower(bits).AsSingle();
         high = Vector512.WidenUpper(bits).AsSingle();
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt8Block(sbyte* source) => Vector512.Load((float*)source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Int8Part(Vector512<float> block, [ConstantExpected(Min = 0, Max = 3)] byte part) =>
+        Avx512F.IsSupported ? Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Avx512F.ExtractVector128(block.AsInt32(), part).AsSByte()))
+        : Vector512.ConvertToSingle(Vector512.WidenLower(Vector256.WidenLower(Quarter(block.AsSByte(), part).ToVector256Unsafe()).ToVector512Unsafe()));
+
+    private static Vector128<sbyte> Quarter(Vector512<sbyte> block, int part) => part switch
+    {
+        0 => block.GetLower().GetLower(),
+        1 => block.GetLower().GetUpper(),
+        2 => block.GetUpper().GetLower(),
+        _ => block.GetUpper().GetUpper(),
+    };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt8(sbyte* source) => Vector512.ConvertToSingle(Avx512F.IsSupported ? Avx512F.ConvertToVector512Int32(Vector128.Load(source)) : Vector512.WidenLower(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).ToVector512Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> And(Vector512<float> a, Vector512<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Or(Vector512<float> a, Vector512<float> b) => a | b;
@@ -302,6 +325,10 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt16Bits(short* source) => Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadInt16BitsPair(short* source, out Vector256<float> low, out Vector256<float> high) { low = LoadInt16Bits(source); high = LoadInt16Bits(source + Vector256<float>.Count); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8Block(sbyte* source) => Vector256.Load((float*)source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Int8Part(Vector256<float> block, [ConstantExpected(Min = 0, Max = 3)] byte part) =>
+        Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(block.AsInt64().GetElement(part)).AsSByte()).ToVector256Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* source) => Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(long*)source).AsSByte()).ToVector256Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> And(Vector256<float> a, Vector256<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Or(Vector256<float> a, Vector256<float> b) => a | b;
@@ -398,6 +425,10 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt16Bits(short* source) => Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)source).AsInt16()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadInt16BitsPair(short* source, out Vector128<float> low, out Vector128<float> high) { low = LoadInt16Bits(source); high = LoadInt16Bits(source + Vector128<float>.Count); }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8Block(sbyte* source) => Vector128.Load((float*)source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Int8Part(Vector128<float> block, [ConstantExpected(Min = 0, Max = 3)] byte part) =>
+        Vector128.ConvertToSingle(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(block.AsInt32().GetElement(part)).AsSByte())));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8(sbyte* source) => Vector128.ConvertToSingle(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(int*)source).AsSByte())));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> And(Vector128<float> a, Vector128<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Or(Vector128<float> a, Vector128<float> b) => a | b;
@@ -496,6 +527,8 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     // reading 2 bytes past the element (seen in the disassembly of the scalar tail of the Half conversion).
     [MethodImpl(MethodImplOptions.NoInlining)] private static int ReadInt16(short* source) => *source;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt8(sbyte* source) => *source;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt8Block(sbyte* source) => *(float*)source;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Int8Part(float block, [ConstantExpected(Min = 0, Max = 3)] byte part) => (sbyte)(BitConverter.SingleToUInt32Bits(block) >> (8 * part));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float And(float a, float b) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) & BitConverter.SingleToUInt32Bits(b));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Or(float a, float b) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) | BitConverter.SingleToUInt32Bits(b));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ShiftLeft(float x, int count) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(x) << count);
