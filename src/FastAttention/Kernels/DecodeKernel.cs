@@ -61,14 +61,20 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             }
             new Span<float>(accumulators, paddedRows * dv).Clear();
 
-            float* keys, values; // fp32 rows of the slice (read in place, or widened into staging); unused when inPlace
+            // fp32 rows of the slice (read in place, or widened into staging); unused when inPlace. A group of query
+            // rows that all see the same keys (one query position, no tensor mask or bias: grouped-query decode over a
+            // Half or int8 cache) widens its keys and values a chunk at a time instead, into the start of the staging
+            // area, where they are read again from L1 (null here: see DotScoresWidened); the whole slice widened at
+            // once (megabytes) went out to L3 and back, and made that decode slower than on fp32 inputs.
+            float* keys, values;
             nint keyStride, valueStride;
-            if (staging == null)
+            bool chunked = staging != null && queries == 1 && group % Rows == 0 && args.Mask == null && args.Bias == null;
+            if (staging == null || chunked)
             {
-                keys = args.Key.Floats(b, kvh, start);
-                values = args.Value.Floats(b, kvh, start);
-                keyStride = args.Key.RowStride;
-                valueStride = args.Value.RowStride;
+                keys = args.Key.IsFloat32 ? args.Key.Floats(b, kvh, start) : null;
+                values = args.Value.IsFloat32 ? args.Value.Floats(b, kvh, start) : null;
+                keyStride = args.Key.IsFloat32 ? args.Key.RowStride : d;
+                valueStride = args.Value.IsFloat32 ? args.Value.RowStride : dv;
             }
             else
             {
@@ -121,7 +127,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 }
 
                 // Four rows: scores for the union of their ranges, values for the common range in one 4-row pass.
-                if (toMax > fromMin)
+                if (toMax > fromMin && keys == null)
+                    DotScoresWidened(args.Key, b, kvh, start, q0, d, fromMin, toMax, s0, sliceStride, staging);
+                else if (toMax > fromMin)
                     DotScores(q0, d, keys + fromMin * keyStride, keyStride, toMax - fromMin, s0 + fromMin, sliceStride);
                 bool anyRemoved = false;
                 if (args.HasScoreTerms) new Span<byte>(codes + fromMin, Math.Max(0, toMax - fromMin)).Clear();
@@ -149,7 +157,19 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                     any = true;
                 }
                 if (!any) continue;
-                if (commonTo > commonFrom)
+                bool edges = false;
+                for (int r = 0; r < Rows; r++) edges |= from[r] < Math.Min(to[r], commonFrom) || Math.Max(from[r], commonTo) < to[r];
+                if (values == null && (anyRemoved || edges))
+                {
+                    // Not the plain case the chunked widening serves after all (a score of −∞ from the inputs, say):
+                    // the slice widened whole after all, as for every other case (the keys are done with).
+                    StageSlice(args, b, kvh, start, count, staging, out keys, out keyStride, out values, out valueStride);
+                }
+                if (commonTo > commonFrom && values == null)
+                {
+                    AccumulateWidened(args.Value, b, kvh, start, a0, dv, s0, sliceStride, commonFrom, commonTo, staging);
+                }
+                else if (commonTo > commonFrom)
                 {
                     if (!anyRemoved && (long)(commonTo - commonFrom) * dv > CachedKeyFloats)
                     {
@@ -195,6 +215,41 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 new Span<float>(accumulators + r * dv, dv).CopyTo(new Span<float>(partial + r * stride + 2, dv));
         }
     }
+
+    /// <summary>
+    /// <see cref="DotScores"/> over key rows [from, to) of the slice starting at <paramref name="start"/>, stored in a
+    /// narrower type: widened <see cref="WidenChunk"/> rows at a time into <paramref name="buffer"/> and scored from
+    /// there. Each key's score is computed alone, and the chunks are whole 4-key blocks but the last, so the scores
+    /// are those of the slice widened whole.
+    /// </summary>
+    private static void DotScoresWidened(in Operand key, int b, int kvh, int start, float* query, int d, int from, int to, float* scores, int scoreStride, float* buffer)
+    {
+        int chunk = WidenChunk(d);
+        for (int x = from; x < to; x += chunk)
+        {
+            int n = Math.Min(chunk, to - x);
+            ElementConversion<TVec, TOps>.WidenRows(key, b, kvh, start + x, n, d, buffer, d);
+            DotScores(query, d, buffer, d, n, scores + x, scoreStride);
+        }
+    }
+
+    /// <summary>
+    /// The 4-row weighted sum over value rows [from, to) stored in a narrower type, widened a chunk at a time into
+    /// <paramref name="buffer"/>: the same sums, key by key in order, as over the slice widened whole.
+    /// </summary>
+    private static void AccumulateWidened(in Operand value, int b, int kvh, int start, float* output, int dv, float* weights, int weightStride, int from, int to, float* buffer)
+    {
+        int chunk = WidenChunk(dv);
+        for (int x = from; x < to; x += chunk)
+        {
+            int n = Math.Min(chunk, to - x);
+            ElementConversion<TVec, TOps>.WidenRows(value, b, kvh, start + x, n, dv, buffer, dv);
+            MicroKernels<TVec, TOps>.Accumulate(output, dv, weights + x, weightStride, buffer, dv, n);
+        }
+    }
+
+    /// <summary>Rows widened at a time by the chunked staging: 16 KiB of floats (stays in L1 while it is read), whole 4-row blocks.</summary>
+    private static int WidenChunk(int columns) => Math.Max(4, 4096 / columns / 4 * 4);
 
     /// <summary>
     /// Keys or values not in fp32: the rows of the slice that some query row may see (index masks) are widened into
