@@ -129,6 +129,8 @@ public sealed record BenchCase(string Name, int QueryHeads, int KeyValueHeads, i
         new("L2048d64-i8kv", 8, 8, 2048, 2048, 64, false, Storage: InputStorage.Int8KeyValue),
         new("dec32k-f16kv", 8, 8, 1, 32768, 128, false, Storage: InputStorage.HalfKeyValue),
         new("dec32k-i8kv", 8, 8, 1, 32768, 128, false, Storage: InputStorage.Int8KeyValue),
+        new("dec4k-f16kv", 32, 8, 1, 4096, 128, false, Storage: InputStorage.HalfKeyValue), // grouped-query decode over a Half cache
+        new("dec4k-i8kv", 32, 8, 1, 4096, 128, false, Storage: InputStorage.Int8KeyValue),
     ];
 }
 
