@@ -365,7 +365,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             {
                 // The rows ahead prefetched from inside the tile, a line per row every 64 bytes read: a separate
                 // prefetch loop per row cost as many instructions again as the loads it served (int8 dec32k at 1
-                // thread, in-process alternation on Zen 5: 3.37 -> 2.31 ms with the scale multiply below).
+                // thread on Zen 5, with the scale multiply below: medians 3.6-4.1 -> 3.25-3.46 ms over 5 alternated
+                // processes; in-process alternation of the two variants in one build said 3.37 -> 2.31 ms, but such
+                // builds also change the code around the old variant, so the figures across builds are the ones to use).
                 TVec unused = TOps.Zero;
                 DotPartial4<TLoad>(query, k0, rowBytes, d, false, ref unused, out TVec s0, out TVec s1, out TVec s2, out TVec s3, ahead);
                 TOps.StoreSums4(s0, s1, s2, s3, scores + j);
@@ -584,8 +586,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         if (typeof(TLoad) == typeof(Int8ValueLoader))
         {
             // int8 rows 4·Count bytes at a time, one vector-wide load each (a 64-byte line per load at 512 bits, not
-            // four 16-byte loads): dec32k int8 at 1 and 2 threads, 4 allocations, in-process alternation: 4-9 % faster
-            // with the same in the value pass. The same sums: even vectors into the first accumulator, odd into the second.
+            // four 16-byte loads), with the same in the value pass: dec32k int8 at 1 thread, 3 processes per build,
+            // 0.34-0.35 -> 0.33 of the fp32 time (4-9 % faster in-process, see DotRow on such figures). The same
+            // sums: even vectors into the first accumulator, odd into the second.
             for (; t + 4 * w <= d; t += 4 * w)
             {
                 if (prefetchAhead != 0 && ((t * size) & 63) == 0)
