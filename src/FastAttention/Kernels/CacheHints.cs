@@ -14,11 +14,16 @@ internal static unsafe class CacheHints
         for (byte* line = FirstLine(start), end = (byte*)start + bytes; line < end; line += 64) Sse.Prefetch0(line);
     }
 
-    /// <summary>A prefetch hint for the one cache line holding <paramref name="address"/>, where the CPU has one.</summary>
+    /// <summary>
+    /// A prefetch hint for the cache line holding <paramref name="first"/> and for those at the same place in the 3 rows
+    /// after it, <paramref name="rowBytes"/> apart (the 4 rows a decode tile reads side by side), where the CPU has one.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void PrefetchLine(void* address)
+    public static void PrefetchLine4(void* first, nint rowBytes)
     {
-        if (Sse.IsSupported) Sse.Prefetch0(address);
+        if (!Sse.IsSupported) return;
+        byte* line = (byte*)first;
+        Sse.Prefetch0(line); Sse.Prefetch0(line + rowBytes); Sse.Prefetch0(line + 2 * rowBytes); Sse.Prefetch0(line + 3 * rowBytes);
     }
 
     /// <summary>

@@ -591,12 +591,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             // sums: even vectors into the first accumulator, odd into the second.
             for (; t + 4 * w <= d; t += 4 * w)
             {
-                if (prefetchAhead != 0 && ((t * size) & 63) == 0)
-                {
-                    byte* ahead = k0 + t * size + prefetchAhead;
-                    CacheHints.PrefetchLine(ahead); CacheHints.PrefetchLine(ahead + rowBytes);
-                    CacheHints.PrefetchLine(ahead + 2 * rowBytes); CacheHints.PrefetchLine(ahead + 3 * rowBytes);
-                }
+                if (prefetchAhead != 0 && ((t * size) & 63) == 0) CacheHints.PrefetchLine4(k0 + t * size + prefetchAhead, rowBytes);
                 TVec q0 = TOps.Load(query + t), q1 = TOps.Load(query + t + w), q2 = TOps.Load(query + t + 2 * w), q3 = TOps.Load(query + t + 3 * w);
                 Int8Quad(q0, q1, q2, q3, k0 + t, ref a0, ref b0);
                 Int8Quad(q0, q1, q2, q3, k1 + t, ref a1, ref b1);
@@ -606,12 +601,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         }
         for (; t + 2 * w <= d; t += 2 * w)
         {
-            if (prefetchAhead != 0 && ((t * size) & 63) == 0)
-            {
-                byte* ahead = k0 + t * size + prefetchAhead;
-                CacheHints.PrefetchLine(ahead); CacheHints.PrefetchLine(ahead + rowBytes);
-                CacheHints.PrefetchLine(ahead + 2 * rowBytes); CacheHints.PrefetchLine(ahead + 3 * rowBytes);
-            }
+            if (prefetchAhead != 0 && ((t * size) & 63) == 0) CacheHints.PrefetchLine4(k0 + t * size + prefetchAhead, rowBytes);
             TVec q = TOps.Load(query + t), r = TOps.Load(query + t + w);
             StepPair<TLoad>(q, r, k0 + t * size, ref a0, ref b0, track, ref even, ref odd); StepPair<TLoad>(q, r, k1 + t * size, ref a1, ref b1, track, ref even, ref odd);
             StepPair<TLoad>(q, r, k2 + t * size, ref a2, ref b2, track, ref even, ref odd); StepPair<TLoad>(q, r, k3 + t * size, ref a3, ref b3, track, ref even, ref odd);
@@ -762,11 +752,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero, a33 = TOps.Zero;
         for (int t = 0; t < vectorEnd; t += w)
         {
-            if (prefetchAhead != 0 && (t & 15) == 0) // a line (16 floats) of each key row
-            {
-                CacheHints.PrefetchLine(k0 + t + prefetchAhead); CacheHints.PrefetchLine(k1 + t + prefetchAhead);
-                CacheHints.PrefetchLine(k2 + t + prefetchAhead); CacheHints.PrefetchLine(k3 + t + prefetchAhead);
-            }
+            if (prefetchAhead != 0 && (t & 15) == 0) CacheHints.PrefetchLine4(k0 + t + prefetchAhead, keyStride * sizeof(float)); // a line (16 floats) of each key row
             TVec x0 = TOps.Load(k0 + t), x1 = TOps.Load(k1 + t), x2 = TOps.Load(k2 + t), x3 = TOps.Load(k3 + t);
             TVec q = TOps.Load(q0 + t);
             a00 = TOps.MultiplyAdd(q, x0, a00); a01 = TOps.MultiplyAdd(q, x1, a01); a02 = TOps.MultiplyAdd(q, x2, a02); a03 = TOps.MultiplyAdd(q, x3, a03);

@@ -203,7 +203,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
             if (prefetchAhead != 0)
             {
                 float* ahead = v + prefetchAhead;
-                for (int line = 0; line < 4 * w; line += 16) CacheHints.PrefetchLine(ahead + line);
+                CacheHints.PrefetchLines((byte*)ahead, 4 * w * sizeof(float)); // the row's 4 vectors, unrolled
             }
             TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = TOps.Load(v + 2 * w), v3 = TOps.Load(v + 3 * w);
             TVec b = TOps.Create(p0[j]);
