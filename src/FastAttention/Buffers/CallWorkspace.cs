@@ -22,11 +22,11 @@ internal sealed class CallWorkspace
         _arrays = arrays;
     }
 
-    /// <summary>The shared scratch: at least <paramref name="length"/> floats, re-rented only to grow.</summary>
-    public float[] Shared(int length)
+    /// <summary>The first of <paramref name="length"/> floats of shared scratch (re-rented only to grow), at a 64-byte boundary as <see cref="Workspace.Get"/>'s.</summary>
+    public ref float Shared(int length)
     {
-        if (_shared is null || _shared.Length < length) _shared = Replace(_shared, length);
-        return _shared;
+        if (_shared is null || _shared.Length < length + Workspace.AlignmentSlack) _shared = Replace(_shared, length + Workspace.AlignmentSlack);
+        return ref Workspace.AlignedStart(_shared);
     }
 
     /// <summary>

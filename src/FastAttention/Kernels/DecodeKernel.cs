@@ -36,11 +36,11 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         int sliceStride = Planner.DecodeScoreStride(plan.SplitSize, plan.Width); // whole vectors per score row, tails included
 
         bool inPlace = args.DecodeWidensInPlace;
-        fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
-        fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
-        fixed (float* scores = workspace.Get(2, paddedRows * sliceStride))
-        fixed (float* rowStates = workspace.Get(3, 2 * rows))
-        fixed (float* staging = (args.Key.IsFloat32 && args.Value.IsFloat32) || inPlace ? null : workspace.Get(4, count * ((args.Key.IsFloat32 ? 0 : d) + (args.Value.IsFloat32 ? 0 : dv))))
+        fixed (float* queryScratch = &workspace.Get(0, paddedRows * d))
+        fixed (float* accumulators = &workspace.Get(1, paddedRows * dv))
+        fixed (float* scores = &workspace.Get(2, paddedRows * sliceStride))
+        fixed (float* rowStates = &workspace.Get(3, 2 * rows))
+        fixed (float* staging = &((args.Key.IsFloat32 && args.Value.IsFloat32) || inPlace ? ref Unsafe.NullRef<float>() : ref workspace.Get(4, count * ((args.Key.IsFloat32 ? 0 : d) + (args.Value.IsFloat32 ? 0 : dv)))))
         {
             // The partial state of each row: m, l, then the accumulators (copied last). A single slice keeps
             // m and l in the worker's own scratch and writes the output directly: no partials, no merge.

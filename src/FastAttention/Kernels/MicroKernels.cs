@@ -20,8 +20,13 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// (a multiple of the vector width). <paramref name="query"/> is [4, headSize] with rows <paramref name="queryStride"/>
     /// floats apart; <paramref name="keysT"/> is the transposed key tile [headSize, keyStride]; <paramref name="scores"/> is [4, scoreStride].
     /// </summary>
+    /// <remarks>
+    /// A non-null <paramref name="rowMax"/> ([4, Count] floats, one vector per row) gets the lane-wise maximum of the
+    /// scores computed here folded in while they are still in registers, so that a softmax over exactly these
+    /// columns needs no pass over them for its maximum.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Scores(float* query, nint queryStride, int headSize, float* keysT, int keyStride, float* scores, int scoreStride, int columns)
+    public static void Scores(float* query, nint queryStride, int headSize, float* keysT, int keyStride, float* scores, int scoreStride, int columns, float* rowMax = null)
     {
         int w = TOps.Count;
         float* q0 = query, q1 = query + queryStride, q2 = query + 2 * queryStride, q3 = query + 3 * queryStride;
@@ -31,7 +36,10 @@ internal static unsafe class MicroKernels<TVec, TOps>
         {
             // 32 vector registers: 4 rows × 4 key vectors (16 accumulators), each query broadcast feeding 4 FMAs. The
             // P·V tile computes the same sums: rows of Q against rows of Kᵀ, from zero, in order of the head size.
-            for (; j + 4 * w <= columns; j += 4 * w) AccumulateColumns4(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
+            for (; j + 4 * w <= columns; j += 4 * w) {
+                if (rowMax == null) AccumulateColumns4<Yes, No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize);
+                else AccumulateColumns4<Yes, No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, rowMax: rowMax);
+            }
         }
         for (; j + 3 * w <= columns; j += 3 * w)
         {
@@ -56,6 +64,13 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TOps.Store(a10, s1 + j); TOps.Store(a11, s1 + j + w); TOps.Store(a12, s1 + j + 2 * w);
             TOps.Store(a20, s2 + j); TOps.Store(a21, s2 + j + w); TOps.Store(a22, s2 + j + 2 * w);
             TOps.Store(a30, s3 + j); TOps.Store(a31, s3 + j + w); TOps.Store(a32, s3 + j + 2 * w);
+            if (rowMax != null)
+            {
+                FoldMax(rowMax, TOps.Max(TOps.Max(a00, a01), a02));
+                FoldMax(rowMax + w, TOps.Max(TOps.Max(a10, a11), a12));
+                FoldMax(rowMax + 2 * w, TOps.Max(TOps.Max(a20, a21), a22));
+                FoldMax(rowMax + 3 * w, TOps.Max(TOps.Max(a30, a31), a32));
+            }
         }
         for (; j < columns; j += w)
         {
@@ -63,8 +78,16 @@ internal static unsafe class MicroKernels<TVec, TOps>
             float* k = keysT + j;
             for (int d = 0; d < headSize; d++, k += keyStride) RowsTimesVector(query, queryStride, d, TOps.Load(k), ref a0, ref a1, ref a2, ref a3);
             TOps.Store(a0, s0 + j); TOps.Store(a1, s1 + j); TOps.Store(a2, s2 + j); TOps.Store(a3, s3 + j);
+            if (rowMax != null)
+            {
+                FoldMax(rowMax, a0); FoldMax(rowMax + w, a1); FoldMax(rowMax + 2 * w, a2); FoldMax(rowMax + 3 * w, a3);
+            }
         }
     }
+
+    /// <summary>rowMax's vector = the lane-wise maximum of it and <paramref name="value"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FoldMax(float* rowMax, TVec value) => TOps.Store(TOps.Max(TOps.Load(rowMax), value), rowMax);
 
     /// <summary>a_r += query[r, d] · k for the 4 rows at <paramref name="query"/>, <paramref name="queryStride"/> floats apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -121,7 +144,17 @@ internal static unsafe class MicroKernels<TVec, TOps>
         {
             // 32 vector registers: 4 rows × 4 column vectors (16 accumulators), so that a head size of 4 or 8 vectors
             // (64 or 128 at 16 lanes) needs no single-vector pass, whose 4 broadcasts per value load make it load-bound.
-            for (; c + 4 * w <= columns; c += 4 * w) AccumulateColumns4(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
+            // Each combination of the options its own instantiation, so that the loop tests none of them.
+            for (; c + 4 * w <= columns; c += 4 * w)
+            {
+                if (prefetchAhead != 0)
+                {
+                    if (fresh) AccumulateColumns4<Yes, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
+                    else AccumulateColumns4<No, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
+                }
+                else if (fresh) AccumulateColumns4<Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
+                else AccumulateColumns4<No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
+            }
         }
         for (; c + 3 * w <= columns; c += 3 * w)
         {
@@ -187,9 +220,17 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// element gets the same sum, in the same key order, as from the narrower tiles. <see cref="Scores"/> runs it
     /// too, with query rows as the weights and rows of Kᵀ as the values.
     /// </summary>
+    /// <typeparam name="TFresh">Sums start from zero instead of the output's contents.</typeparam>
+    /// <typeparam name="TPrefetch">Prefetch <paramref name="prefetchAhead"/> floats past each value row.</typeparam>
+    /// <typeparam name="TMax">Fold each row's maximum into <paramref name="rowMax"/>, as <see cref="Scores"/> describes.</typeparam>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns4(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh, nint prefetchAhead = 0)
+    private static void AccumulateColumns4<TFresh, TPrefetch, TMax>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count,
+        nint prefetchAhead = 0, float* rowMax = null)
+        where TFresh : struct, IFlag
+        where TPrefetch : struct, IFlag
+        where TMax : struct, IFlag
     {
+        bool fresh = TFresh.On;
         int w = TOps.Count;
         float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
         float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
@@ -200,7 +241,7 @@ internal static unsafe class MicroKernels<TVec, TOps>
         float* v = value;
         for (int j = 0; j < count; j++, v += valueStride)
         {
-            if (prefetchAhead != 0)
+            if (TPrefetch.On)
             {
                 float* ahead = v + prefetchAhead;
                 CacheHints.PrefetchLines((byte*)ahead, 4 * w * sizeof(float)); // the row's 4 vectors, unrolled
@@ -219,6 +260,13 @@ internal static unsafe class MicroKernels<TVec, TOps>
         TOps.Store(a10, o1); TOps.Store(a11, o1 + w); TOps.Store(a12, o1 + 2 * w); TOps.Store(a13, o1 + 3 * w);
         TOps.Store(a20, o2); TOps.Store(a21, o2 + w); TOps.Store(a22, o2 + 2 * w); TOps.Store(a23, o2 + 3 * w);
         TOps.Store(a30, o3); TOps.Store(a31, o3 + w); TOps.Store(a32, o3 + 2 * w); TOps.Store(a33, o3 + 3 * w);
+        if (TMax.On)
+        {
+            FoldMax(rowMax, TOps.Max(TOps.Max(a00, a01), TOps.Max(a02, a03)));
+            FoldMax(rowMax + w, TOps.Max(TOps.Max(a10, a11), TOps.Max(a12, a13)));
+            FoldMax(rowMax + 2 * w, TOps.Max(TOps.Max(a20, a21), TOps.Max(a22, a23)));
+            FoldMax(rowMax + 3 * w, TOps.Max(TOps.Max(a30, a31), TOps.Max(a32, a33)));
+        }
     }
 
     /// <summary>
@@ -417,4 +465,20 @@ internal static unsafe class MicroKernels<TVec, TOps>
         for (; c + w <= count; c += w) TOps.Store(TOps.Multiply(TOps.Load(source + c), f), destination + c);
         for (; c < count; c++) destination[c] = source[c] * factor;
     }
+}
+
+/// <summary>A compile-time option of a generic kernel: each instantiation over <see cref="Yes"/> or <see cref="No"/> is its own code, the test folded away.</summary>
+internal interface IFlag
+{
+    static abstract bool On { get; }
+}
+
+internal readonly struct Yes : IFlag
+{
+    public static bool On => true;
+}
+
+internal readonly struct No : IFlag
+{
+    public static bool On => false;
 }

@@ -27,8 +27,9 @@ internal static unsafe class PrefillKernel<TVec, TOps>
     private const int Rows = MicroKernels<TVec, TOps>.Rows;
 
     /// <summary>
-    /// Transposes key tile <paramref name="item"/> into its place in <paramref name="packed"/>; keys and values not in
-    /// fp32 are widened here, once per call (values into their own region after the packed keys).
+    /// Transposes key tile <paramref name="item"/> into its place in <paramref name="packed"/>; keys not in fp32 are
+    /// widened here, once per call, and so are values the plan stages (<see cref="Planner.StagesValues"/>: not fp32,
+    /// or fp32 rows off 64-byte lines), into their own region after the packed keys.
     /// </summary>
     public static void PackKeys(in KernelArguments args, in AttentionPlan plan, float* packed, Workspace workspace, int item)
     {
@@ -39,7 +40,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         int count = Math.Min(keyTile, args.KeyLength(b) - start); // keys past the batch's key length are never read
         if (count <= 0) return;
         float* destination = packed + (long)pair * d * plan.PackedKeyStride + start;
-        if (!args.Value.IsFloat32)
+        if (plan.StagedValueLength > 0)
         {
             int dv = args.ValueHeadSize;
             float* staged = packed + plan.PackedKeyLength + ((long)pair * plan.KeyTiles * keyTile + start) * dv;
@@ -50,7 +51,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             Transpose(args.Key.Floats(b, kvh, start), args.Key.RowStride, count, d, destination, plan.PackedKeyStride);
             return;
         }
-        fixed (float* widened = workspace.Get(4, keyTile * d))
+        fixed (float* widened = &workspace.Get(4, keyTile * d))
         {
             ElementConversion<TVec, TOps>.WidenRows(args.Key, b, kvh, start, count, d, widened, d);
             Transpose(widened, d, count, d, destination, plan.PackedKeyStride);
@@ -118,12 +119,13 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         int paddedRows = Planner.RoundUp(rows, Rows);
         int keyTile = plan.KeyTile;
 
-        fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
-        fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
-        fixed (float* scores = workspace.Get(2, paddedRows * keyTile))
-        fixed (float* stats = workspace.Get(3, 2 * paddedRows))
+        fixed (float* queryScratch = &workspace.Get(0, paddedRows * d))
+        fixed (float* accumulators = &workspace.Get(1, paddedRows * dv))
+        fixed (float* scores = &workspace.Get(2, paddedRows * keyTile))
+        fixed (float* stats = &workspace.Get(3, (2 + TOps.Count) * paddedRows))
         {
             float* rowMax = stats, rowSum = stats + paddedRows;
+            float* tileMax = stats + 2 * paddedRows; // per row, a vector of its scores' maxima in this tile (see below)
 
             // Gather the block's query rows with the scale folded in, once; padded rows are zeros.
             for (int r = 0; r < paddedRows; r++)
@@ -152,6 +154,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             Span<int> tileTo = stackalloc int[paddedRows];
             Span<int> blockStart = stackalloc int[blocks];
             Span<int> blockEnd = stackalloc int[blocks];
+            Span<bool> fusedMax = stackalloc bool[blocks];
             Span<int> removed = stackalloc int[Rows];
             byte* codes = stackalloc byte[keyTile]; // per key of a tile: bit r set when a tensor mask removed it for row r of a block
 
@@ -206,10 +209,18 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     // that covers part of the tile costs only that part.
                     blockStart[block] = colEnd == 0 ? 0 : colStart - colStart % TOps.Count;
                     blockEnd[block] = Planner.RoundUp(colEnd, TOps.Count);
+                    fusedMax[block] = false;
                     if (blockEnd[block] > blockStart[block])
                     {
                         unionStart = Math.Min(unionStart, blockStart[block]);
                         unionEnd = Math.Max(unionEnd, blockEnd[block]);
+                        // Where every row of the block sees exactly the columns its scores cover and no score term
+                        // changes them (a tile wholly visible: most of an unmasked or causal call), the score tile
+                        // leaves each row's maximum behind and the softmax makes one pass over the scores, not two.
+                        fusedMax[block] = !args.HasScoreTerms;
+                        for (int r = block * Rows; r < (block + 1) * Rows && r < rows; r++)
+                            fusedMax[block] &= tileFrom[r] == blockStart[block] && tileTo[r] == blockEnd[block];
+                        if (fusedMax[block]) new Span<float>(tileMax + block * Rows * TOps.Count, Rows * TOps.Count).Fill(float.NegativeInfinity);
                     }
                 }
                 if (unionEnd == 0) continue;
@@ -224,7 +235,10 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     {
                         int c = blockStart[block] + c0, end = Math.Min(c + chunk, blockEnd[block]);
                         if (c < end)
-                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, d, keyTileBase + c, plan.PackedKeyStride, scores + block * Rows * keyTile + c, keyTile, end - c);
+                        {
+                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, d, keyTileBase + c, plan.PackedKeyStride, scores + block * Rows * keyTile + c, keyTile, end - c,
+                                fusedMax[block] ? tileMax + block * Rows * TOps.Count : null);
+                        }
                     }
                 }
 
@@ -268,7 +282,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         int rowStart = from - from % TOps.Count, rowEnd = Planner.RoundUp(to, TOps.Count);
                         new Span<float>(s + rowStart, from - rowStart).Fill(float.NegativeInfinity);
                         new Span<float>(s + to, rowEnd - to).Fill(float.NegativeInfinity);
-                        UpdateRow(s + rowStart, rowEnd - rowStart, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
+                        UpdateRow(s + rowStart, rowEnd - rowStart, fusedMax[block] ? tileMax + (r0 + r) * TOps.Count : null, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
                     }
 
                     if (commonFrom < commonTo)
@@ -336,11 +350,19 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 
     // Not inlined into Compute, whose size would exhaust the JIT's inlining budget before the exp's vector operations.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void UpdateRow(float* s, int columns, ref float rowMax, ref float rowSum, float* output, int dv)
+    private static void UpdateRow(float* s, int columns, float* knownMax, ref float rowMax, ref float rowSum, float* output, int dv)
     {
         int w = TOps.Count;
-        TVec max = TOps.Create(float.NegativeInfinity);
-        for (int j = 0; j < columns; j += w) max = TOps.Max(max, TOps.Load(s + j));
+        TVec max;
+        if (knownMax != null)
+        {
+            max = TOps.Load(knownMax); // the score tile's lane-wise maximum of exactly these columns
+        }
+        else
+        {
+            max = TOps.Create(float.NegativeInfinity);
+            for (int j = 0; j < columns; j += w) max = TOps.Max(max, TOps.Load(s + j));
+        }
         float tileMax = TOps.MaxAcross(max);
         float previous = rowMax;
         if (tileMax == float.NegativeInfinity && previous == float.NegativeInfinity)

@@ -30,11 +30,11 @@ internal static unsafe class SmallKernel<TVec, TOps>
         int rows = group * queries, paddedRows = Planner.RoundUp(rows, Rows);
         int stride = Planner.RoundUp(keys, TOps.Count);
 
-        fixed (float* queryScratch = workspace.Get(0, paddedRows * d))
-        fixed (float* accumulators = workspace.Get(1, paddedRows * dv))
-        fixed (float* scores = workspace.Get(2, paddedRows * stride))
-        fixed (float* stats = workspace.Get(3, 2 * paddedRows))
-        fixed (float* staging = workspace.Get(4, Planner.SmallStagingLength(args, TOps.Count)))
+        fixed (float* queryScratch = &workspace.Get(0, paddedRows * d))
+        fixed (float* accumulators = &workspace.Get(1, paddedRows * dv))
+        fixed (float* scores = &workspace.Get(2, paddedRows * stride))
+        fixed (float* stats = &workspace.Get(3, 2 * paddedRows))
+        fixed (float* staging = &workspace.Get(4, Planner.SmallStagingLength(args, TOps.Count)))
         {
             // Slot 4: Kᵀ, then (for narrower types) the widened key rows and the widened value rows.
             float* keysT = staging, widened = staging + d * stride;

@@ -79,11 +79,15 @@ internal static class Planner
             HeadPairs = headPairs,
             PackedKeyStride = packedStride,
             PackedKeyLength = (long)headPairs * d * packedStride,
-            StagedValueLength = args.Value.IsFloat32 ? 0 : (long)headPairs * keyTiles * keyTile * dv,
+            StagedValueLength = StagesValues(args) ? (long)headPairs * keyTiles * keyTile * dv : 0,
             PackScratch = new WorkerScratch(0, 0, 0, 0, args.Key.IsFloat32 ? 0 : keyTile * d),
             Threads = threads,
             HeavyFirst = args.Causal != CausalMask.None,
-            Scratch = WorkerScratchFor(RoundUp(group * queryBlock, BlockRows), d, dv, RoundUp(group * queryBlock, BlockRows) * keyTile),
+            // Stats: each row's running maximum and sum, then a vector of its tile's score maxima.
+            Scratch = WorkerScratchFor(RoundUp(group * queryBlock, BlockRows), d, dv, RoundUp(group * queryBlock, BlockRows) * keyTile) with
+            {
+                Stats = (2 + lanes) * RoundUp(group * queryBlock, BlockRows),
+            },
         };
     }
 
@@ -97,6 +101,21 @@ internal static class Planner
     {
         int lines = (Math.Max(keys, 1) + 15) / 16;
         return 16 * (lines | 1);
+    }
+
+    /// <summary>
+    /// Whether the prefill kernel reads its values from a copy made while packing the keys: values not in fp32 (widened
+    /// there), and fp32 values whose rows could start on 64-byte lines but do not (the caller's array is where the
+    /// runtime put it). The P·V tile loads every value row once per 4 query rows; a 64-byte load that straddles two
+    /// lines costs two, and L1024d128 ran 4 % slower (L2048d64 7 %) from an array 16 bytes off a line. The copy costs
+    /// one pass over V per call.
+    /// </summary>
+    internal static unsafe bool StagesValues(in KernelArguments args)
+    {
+        if (!args.Value.IsFloat32) return true;
+        Operand v = args.Value;
+        bool rowsOnLines = v.RowStride % 16 == 0 && v.HeadStride % 16 == 0 && v.BatchStride % 16 == 0 && args.ValueHeadSize % 16 == 0;
+        return rowsOnLines && (nuint)v.Data % 64 != 0;
     }
 
     /// <summary>Decode for few query rows (memory-bound) and for problems too small to repay packing K.</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using FastAttention.Buffers;
 using FastAttention.Kernels;
@@ -40,7 +41,7 @@ internal sealed unsafe class AttentionJob : ParallelJob
         CallWorkspace call = Workspaces.Rent();
         try
         {
-            fixed (float* scratch = scratchLength == 0 ? null : call.Shared(scratchLength))
+            fixed (float* scratch = &(scratchLength == 0 ? ref Unsafe.NullRef<float>() : ref call.Shared(scratchLength)))
             {
                 _args = args;
                 _plan = plan;
