@@ -259,6 +259,14 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     if (colEnd <= colStart) continue;
                     int r0 = block * Rows, width = colEnd - colStart;
                     float* blockScores = scores + r0 * keyTile;
+                    if (fusedMax[block] && r0 + Rows <= rows)
+                    {
+                        // A wholly visible block (the bulk of a call): its 4 rows' softmax in one interleaved pass,
+                        // then one P·V tile over all its columns; none of the per-row range work below.
+                        UpdateBlock(blockScores + colStart, keyTile, width, tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv);
+                        MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, blockScores + colStart, keyTile, valueTile + colStart * valueStride, valueStride, width);
+                        continue;
+                    }
                     int commonFrom = colStart, commonTo = colEnd;
                     bool anyRemoved = false;
                     if (args.HasScoreTerms) new Span<byte>(codes + colStart, width).Clear();
@@ -363,26 +371,56 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             max = TOps.Create(float.NegativeInfinity);
             for (int j = 0; j < columns; j += w) max = TOps.Max(max, TOps.Load(s + j));
         }
-        float tileMax = TOps.MaxAcross(max);
-        float previous = rowMax;
-        if (tileMax == float.NegativeInfinity && previous == float.NegativeInfinity)
+        if (RaiseMax(TOps.MaxAcross(max), ref rowMax, ref rowSum, output, dv)) ExpRow(s, columns, rowMax, ref rowSum);
+        else new Span<float>(s, columns).Clear();
+    }
+
+    /// <summary>
+    /// <see cref="UpdateRow"/> for the 4 rows of a block (rows <paramref name="stride"/> floats apart) whose maxima the
+    /// score tile left in <paramref name="knownMax"/>, the rows' exps interleaved: 4 independent chains per column
+    /// vector instead of one, and one call instead of four. Each row gets the same operations in the same order, so
+    /// the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void UpdateBlock(float* s, int stride, int columns, float* knownMax, float* rowMax, float* rowSum, float* output, int dv)
+    {
+        int w = TOps.Count;
+        int seen = 0;
+        for (int r = 0; r < Rows; r++)
+            if (RaiseMax(TOps.MaxAcross(TOps.Load(knownMax + r * w)), ref rowMax[r], ref rowSum[r], output + r * dv, dv)) seen |= 1 << r;
+        if (seen != (1 << Rows) - 1)
         {
-            // Every score so far is −∞ (all masked): zero weights, never e^(−∞ + ∞) = NaN.
-            new Span<float>(s, columns).Clear();
+            // A row whose every score so far is −∞ (infinite inputs): the rows one by one, each as UpdateRow does.
+            for (int r = 0; r < Rows; r++)
+            {
+                if ((seen & (1 << r)) == 0) new Span<float>(s + r * stride, columns).Clear();
+                else ExpRow(s + r * stride, columns, rowMax[r], ref rowSum[r]);
+            }
             return;
         }
-        if (tileMax > previous)
+        float* s0 = s, s1 = s + stride, s2 = s + 2 * stride, s3 = s + 3 * stride;
+        TVec m0 = TOps.Create(rowMax[0]), m1 = TOps.Create(rowMax[1]), m2 = TOps.Create(rowMax[2]), m3 = TOps.Create(rowMax[3]);
+        TVec sum0 = TOps.Zero, sum1 = TOps.Zero, sum2 = TOps.Zero, sum3 = TOps.Zero;
+        for (int j = 0; j < columns; j += w)
         {
-            // The row's maximum rose: rescale what was accumulated (nothing yet when previous is −∞).
-            if (previous != float.NegativeInfinity)
-            {
-                float alpha = VectorMath.Exp(previous - tileMax);
-                rowSum *= alpha;
-                MicroKernels<TVec, TOps>.Scale(output, output, dv, alpha);
-            }
-            rowMax = tileMax;
+            TVec p0 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.Subtract(TOps.Load(s0 + j), m0));
+            TVec p1 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.Subtract(TOps.Load(s1 + j), m1));
+            TVec p2 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.Subtract(TOps.Load(s2 + j), m2));
+            TVec p3 = VectorMath.ExpBelowOverflow<TVec, TOps>(TOps.Subtract(TOps.Load(s3 + j), m3));
+            TOps.Store(p0, s0 + j); TOps.Store(p1, s1 + j); TOps.Store(p2, s2 + j); TOps.Store(p3, s3 + j);
+            sum0 = TOps.Add(sum0, p0); sum1 = TOps.Add(sum1, p1); sum2 = TOps.Add(sum2, p2); sum3 = TOps.Add(sum3, p3);
         }
-        TVec m = TOps.Create(rowMax);
+        rowSum[0] += TOps.SumAcross(sum0);
+        rowSum[1] += TOps.SumAcross(sum1);
+        rowSum[2] += TOps.SumAcross(sum2);
+        rowSum[3] += TOps.SumAcross(sum3);
+    }
+
+    /// <summary>P = e^(s − <paramref name="max"/>) over one row's columns, in place, their sum added to <paramref name="rowSum"/>.</summary>
+    private static void ExpRow(float* s, int columns, float max, ref float rowSum)
+    {
+        int w = TOps.Count;
+        TVec m = TOps.Create(max);
         TVec sum = TOps.Zero;
         for (int j = 0; j < columns; j += w)
         {
@@ -391,5 +429,29 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             sum = TOps.Add(sum, p);
         }
         rowSum += TOps.SumAcross(sum);
+    }
+
+    /// <summary>
+    /// A row's running maximum after a tile whose maximum is <paramref name="tileMax"/>: when it rises, what was
+    /// accumulated (sum and output) is rescaled by e^(old − new). False when every score so far is −∞ (all masked):
+    /// the tile's weights must then be zeros, never e^(−∞ + ∞) = NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool RaiseMax(float tileMax, ref float rowMax, ref float rowSum, float* output, int dv)
+    {
+        float previous = rowMax;
+        if (tileMax == float.NegativeInfinity && previous == float.NegativeInfinity) return false;
+        if (tileMax > previous)
+        {
+            // Nothing was accumulated yet when previous is −∞.
+            if (previous != float.NegativeInfinity)
+            {
+                float alpha = VectorMath.Exp(previous - tileMax);
+                rowSum *= alpha;
+                MicroKernels<TVec, TOps>.Scale(output, output, dv, alpha);
+            }
+            rowMax = tileMax;
+        }
+        return true;
     }
 }

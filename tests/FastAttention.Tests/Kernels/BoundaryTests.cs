@@ -85,6 +85,33 @@ public class BoundaryTests
     }
 
     [Fact]
+    public void Compute_RowWhoseEveryScoreIsNegativeInfinity_IsZeroAndItsBlockNeighboursKeepTheirBits()
+    {
+        // The prefill kernel updates the softmax of a wholly visible 4-row block in one interleaved pass. A row whose
+        // every score is −∞ (a query element −∞ against keys whose element is positive) must still come out as a
+        // fully masked row, and the other rows of its block exactly as when that row is finite.
+        foreach (var width in KernelDispatch.All)
+        {
+            var problem = TestProblem.Create(new ProblemSpec(1, 1, 1, 8, 64, 16, 16, LayoutKind.Bhsd, CausalMask.None, null, 1f, 11));
+            for (int j = 0; j < 64; j++) problem.Key[j * 16] = 0.5f + j / 128f;
+            var (before, beforeLse) = problem.Run(width, kind: KernelKind.Prefill);
+            problem.Query[2 * 16] = float.NegativeInfinity;
+            var (after, afterLse) = problem.Run(width, kind: KernelKind.Prefill);
+            for (int i = 0; i < 8; i++)
+            {
+                if (i == 2)
+                {
+                    Assert.Equal(float.NegativeInfinity, afterLse[i]);
+                    for (int c = 0; c < 16; c++) Assert.Equal(0f, after[i * 16 + c]);
+                    continue;
+                }
+                Assert.Equal(BitConverter.SingleToInt32Bits(beforeLse[i]), BitConverter.SingleToInt32Bits(afterLse[i]));
+                for (int c = 0; c < 16; c++) Assert.Equal(BitConverter.SingleToInt32Bits(before[i * 16 + c]), BitConverter.SingleToInt32Bits(after[i * 16 + c]));
+            }
+        }
+    }
+
+    [Fact]
     public void Compute_NaNInVisibleValue_PropagatesToThatRowOnly()
     {
         var problem = TestProblem.Create(new ProblemSpec(1, 1, 1, 6, 6, 4, 4, LayoutKind.Bhsd, CausalMask.TopLeft, null, 1f, 3));
