@@ -14,9 +14,11 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     /// <summary>
     /// Applies the terms to s[from..to), where s[x] is the score of key <paramref name="keyStart"/> + x for query
     /// row <paramref name="query"/> of head <paramref name="head"/> in batch <paramref name="b"/>. Returns how many of
-    /// those keys a tensor mask removed (their scores are now −∞).
+    /// those keys a tensor mask removed (their scores are now −∞). Scores are in units of <paramref name="logitUnit"/>
+    /// (log₂e for a kernel whose softmax takes 2^x), and so are the terms added: soft-cap, bias and ALiBi slope times
+    /// it. With 1 every term is added as it is (a multiply by 1 is exact).
     /// </summary>
-    public static int Apply(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, int to)
+    public static int Apply(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, int to, float logitUnit = 1f)
     {
         long rowOffset = (long)query * args.KeyCount + keyStart;
         float* bias = args.Bias == null ? null : args.Bias + b * args.BiasBatchStride + head * args.BiasHeadStride + rowOffset;
@@ -29,7 +31,7 @@ internal static unsafe class ScoreTerms<TVec, TOps>
             CacheHints.Prefetch(mask + to, to - from);
             return 0;
         }
-        var terms = new Terms(args.SoftCap, bias, mask, args.AlibiSlopes != null, slope, (float)args.AlignedPosition(b, query), keyStart);
+        var terms = new Terms(args.SoftCap * logitUnit, bias, logitUnit, mask, args.AlibiSlopes != null, slope * logitUnit, (float)args.AlignedPosition(b, query), keyStart);
 
         int w = TOps.Count, x = from;
         TVec masked = TOps.Zero, minusInfinity = TOps.Create(float.NegativeInfinity), one = TOps.Create(1f);
@@ -63,10 +65,10 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     /// removed and marks them in <paramref name="codes"/> with <paramref name="bit"/>, which the caller has cleared
     /// over the range. A row that lost every key gets an empty range.
     /// </summary>
-    public static int ApplyToRange(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, ref int to, byte* codes, int bit)
+    public static int ApplyToRange(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, ref int to, byte* codes, int bit, float logitUnit = 1f)
     {
         if (!args.HasScoreTerms || to <= from) return 0;
-        int removed = Apply(args, b, head, query, s, keyStart, from, to);
+        int removed = Apply(args, b, head, query, s, keyStart, from, to, logitUnit);
         if (removed == to - from)
         {
             to = from; // nothing left to see here
@@ -104,7 +106,7 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     }
 
     /// <summary>The terms of one row, for vector lanes or a single key alike (written once, instantiated twice).</summary>
-    private readonly struct Terms(float softCap, float* bias, byte* mask, bool alibi, float slope, float aligned, int keyStart)
+    private readonly struct Terms(float softCap, float* bias, float biasUnit, byte* mask, bool alibi, float slope, float aligned, int keyStart)
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public TV At<TV, TO>(TV v, int x)
@@ -120,7 +122,7 @@ internal static unsafe class ScoreTerms<TVec, TOps>
             if (bias != null)
             {
                 TV term = TO.Load(bias + x);
-                v = TO.SelectEqual(term, minusInfinity, minusInfinity, TO.Add(v, term)); // −∞ masks even a NaN score
+                v = TO.SelectEqual(term, minusInfinity, minusInfinity, TO.MultiplyAdd(term, TO.Create(biasUnit), v)); // −∞ masks even a NaN score
             }
             if (alibi)
             {

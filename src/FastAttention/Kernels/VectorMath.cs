@@ -9,7 +9,7 @@ internal static class VectorMath
     internal const float UnderflowEdge = -103.972084f;
     internal const float OverflowEdge = 88.8f;
 
-    private const float Log2E = 1.44269504088896341f;
+    internal const float Log2E = 1.44269504088896341f;
 
     // ln 2 split in two (Cody–Waite) so that x − n·ln2 stays exact to float precision with or without FMA.
     private const float Ln2Hi = 0.693359375f;
@@ -74,6 +74,45 @@ internal static class VectorMath
         // p·2^n rounded once, so results in the subnormal range are rounded correctly and n = 128 overflows only when it should.
         return TOps.ScaleByPow2(p, n);
     }
+
+    // Minimax coefficients of (2^r − 1)/r on [−1/2, 1/2], highest first (Cephes exp2f); with the FMA Horner steps the
+    // whole is within 2 ulp (ExpTests measures it).
+    private const float Q0 = 1.535336188319500e-4f;
+    private const float Q1 = 1.339887440266574e-3f;
+    private const float Q2 = 9.618437357674640e-3f;
+    private const float Q3 = 5.550332471162809e-2f;
+    private const float Q4 = 2.402264791363012e-1f;
+    private const float Q5 = 6.931472028550421e-1f;
+
+    /// <summary>
+    /// 2^x per lane for x below 128 (softmax arguments in units of log₂: at most a rounding above 0), −∞ and NaN
+    /// included: at most 2 ulp from the correctly rounded result (subnormal results included), exactly 0 below −150
+    /// and at −∞, NaN for NaN. Three operations fewer than <see cref="ExpBelowOverflow{TVec, TOps}"/>: x − round(x)
+    /// is exact, so no split of ln 2 and no multiply by log₂e.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Exp2BelowOverflow<TVec, TOps>(TVec x)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+    {
+        x = TOps.Max(TOps.Create(Exp2ZeroArgument), x); // a NaN lane stays NaN (the second operand)
+        TVec n = TOps.Round(x);
+        TVec r = TOps.Subtract(x, n);
+        TVec p = TOps.MultiplyAdd(TOps.Create(Q0), r, TOps.Create(Q1));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(Q2));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(Q3));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(Q4));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(Q5));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(1f));
+        return TOps.ScaleByPow2(p, n);
+    }
+
+    // An argument whose 2^x the steps above round to exactly 0 (n = −152: p·2⁻¹⁵² < 2⁻¹⁵⁰).
+    internal const float Exp2ZeroArgument = -152f;
+
+    /// <summary>Scalar 2^x with the same algorithm (and so the same rounding) as the vector lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Exp2(float x) => Exp2BelowOverflow<float, ScalarOps>(x);
 
     /// <summary>
     /// tanh x per lane as (1 − e^(−2|x|)) / (1 + e^(−2|x|)) with the sign of x: ±1 at ±∞, NaN for NaN. Near 0 the

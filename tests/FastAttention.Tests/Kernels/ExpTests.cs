@@ -8,7 +8,12 @@ public unsafe class ExpTests
 {
     public static TheoryData<int> Widths => new(KernelDispatch.All.Select(w => (int)w));
 
-    private static float[] Run(KernelWidth width, float[] input, bool belowOverflow = false)
+    private enum Function { Exp, ExpBelowOverflow, Exp2 }
+
+    private static float[] Run(KernelWidth width, float[] input, bool belowOverflow = false) =>
+        Run(width, input, belowOverflow ? Function.ExpBelowOverflow : Function.Exp);
+
+    private static float[] Run(KernelWidth width, float[] input, Function function)
     {
         var output = new float[input.Length];
         int lanes = KernelDispatch.Lanes(width);
@@ -22,10 +27,10 @@ public unsafe class ExpTests
             {
                 switch (width)
                 {
-                    case KernelWidth.Vector512: Lanes<Vector512<float>, Vector512Ops>(x + i, y + i, belowOverflow); break;
-                    case KernelWidth.Vector256: Lanes<Vector256<float>, Vector256Ops>(x + i, y + i, belowOverflow); break;
-                    case KernelWidth.Vector128: Lanes<Vector128<float>, Vector128Ops>(x + i, y + i, belowOverflow); break;
-                    default: Lanes<float, ScalarOps>(x + i, y + i, belowOverflow); break;
+                    case KernelWidth.Vector512: Lanes<Vector512<float>, Vector512Ops>(x + i, y + i, function); break;
+                    case KernelWidth.Vector256: Lanes<Vector256<float>, Vector256Ops>(x + i, y + i, function); break;
+                    case KernelWidth.Vector128: Lanes<Vector128<float>, Vector128Ops>(x + i, y + i, function); break;
+                    default: Lanes<float, ScalarOps>(x + i, y + i, function); break;
                 }
             }
         }
@@ -33,12 +38,17 @@ public unsafe class ExpTests
         return output;
     }
 
-    private static void Lanes<TVec, TOps>(float* x, float* y, bool belowOverflow)
+    private static void Lanes<TVec, TOps>(float* x, float* y, Function function)
         where TVec : unmanaged
         where TOps : IVectorOps<TVec>
     {
         TVec v = TOps.Load(x);
-        TOps.Store(belowOverflow ? VectorMath.ExpBelowOverflow<TVec, TOps>(v) : VectorMath.Exp<TVec, TOps>(v), y);
+        TOps.Store(function switch
+        {
+            Function.ExpBelowOverflow => VectorMath.ExpBelowOverflow<TVec, TOps>(v),
+            Function.Exp2 => VectorMath.Exp2BelowOverflow<TVec, TOps>(v),
+            _ => VectorMath.Exp<TVec, TOps>(v),
+        }, y);
     }
 
     /// <summary>A million inputs: most of the softmax's range (x ≤ 0), the whole finite range, and the subnormal results.</summary>
@@ -144,5 +154,87 @@ public unsafe class ExpTests
             if (float.IsNaN(all[i])) Assert.True(float.IsNaN(actual[i]), $"{width}: exp({all[i]}) = {actual[i]}");
             else Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]), $"{width}: exp({all[i]:R}) = {actual[i]:R}, Exp gives {expected[i]:R}");
         }
+    }
+
+    /// <summary>
+    /// A million inputs of the prefill softmax's 2^x (logits in units of log₂): its range (x ≤ 0, to −45), the whole
+    /// finite range below the overflow, and the subnormal results.
+    /// </summary>
+    private static readonly float[] SampledExp2Inputs = SampleExp2();
+
+    private static float[] SampleExp2()
+    {
+        var random = new Random(20261206);
+        var input = new float[1_000_000];
+        for (int i = 0; i < input.Length; i++)
+        {
+            input[i] = (i % 3) switch
+            {
+                0 => -random.NextSingle() * 45f,
+                1 => (random.NextSingle() * 2 - 1) * 127.9f,
+                _ => -125f - random.NextSingle() * 26f,
+            };
+        }
+        return input;
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Exp2_MillionSampledInputs_WithinTwoUlpOfTheExactPower(int widthBits)
+    {
+        var width = (KernelWidth)widthBits;
+        float[] input = SampledExp2Inputs;
+        var output = Run(width, input, Function.Exp2);
+        long worst = 0;
+        float worstAt = 0;
+        for (int i = 0; i < input.Length; i++)
+        {
+            long ulps = UlpDistance(output[i], (float)Math.Pow(2, input[i]));
+            if (ulps > worst) { worst = ulps; worstAt = input[i]; }
+        }
+        Assert.True(worst <= 2, $"{width}: {worst} ulp at x = {worstAt:R}");
+    }
+
+    /// <summary>
+    /// The edges of 2^x: exactly 0 at and below −150 (2⁻¹⁵⁰ rounds to even, 0) and at −∞; every float of [−152, −148]
+    /// within 2 ulp (the subnormal steps); NaN stays NaN; ±0 give 1; a tiny positive (a score a rounding above the
+    /// row maximum) and integers give their exact powers. Every width gives the scalar 2^x's bits.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Exp2_Edges_ExactZeroNaNAndTheScalarBits(int widthBits)
+    {
+        var width = (KernelWidth)widthBits;
+        var input = new List<float> { float.NegativeInfinity, float.MinValue, -1e30f, -200f, -150f, float.NaN, 0f, -0f, 1e-7f, 1f, -1f, 10f, -126f, -149f, 127f };
+        for (float x = -152f; x <= -148f; x = MathF.BitIncrement(x)) input.Add(x);
+        float[] all = input.ToArray();
+        float[] output = Run(width, all, Function.Exp2);
+        for (int i = 0; i < all.Length; i++)
+        {
+            float x = all[i], y = output[i];
+            if (float.IsNaN(x)) Assert.True(float.IsNaN(y), $"{width}: 2^NaN = {y}");
+            else if (x <= -150f) Assert.True(y == 0f && !float.IsNegative(y), $"{width}: 2^{x:R} = {y:R}");
+            else Assert.True(UlpDistance(y, (float)Math.Pow(2, x)) <= 2, $"{width}: 2^{x:R} = {y:R}, exact {(float)Math.Pow(2, x):R}");
+            if (!float.IsNaN(x)) Assert.Equal(BitConverter.SingleToInt32Bits(VectorMath.Exp2(x)), BitConverter.SingleToInt32Bits(y));
+        }
+        Assert.Equal(1f, output[6]);
+        Assert.Equal(1f, output[7]);
+        Assert.Equal(2f, output[9]);
+        Assert.Equal(0.5f, output[10]);
+        Assert.Equal(1024f, output[11]);
+        Assert.Equal(MathF.Pow(2, -126), output[12]);
+        Assert.Equal(float.Epsilon, output[13]);
+        Assert.Equal(MathF.Pow(2, 127), output[14]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Exp2_EveryWidth_SameBitsAsTheScalarExp2(int widthBits)
+    {
+        var width = (KernelWidth)widthBits;
+        float[] input = SampledExp2Inputs;
+        var output = Run(width, input, Function.Exp2);
+        for (int i = 0; i < input.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(output[i]) == BitConverter.SingleToInt32Bits(VectorMath.Exp2(input[i])), $"{width}: 2^{input[i]:R} = {output[i]:R}, scalar {VectorMath.Exp2(input[i]):R}");
     }
 }
