@@ -64,11 +64,7 @@ internal static class VectorMath
         TVec r = TOps.MultiplyAdd(n, TOps.Create(-Ln2Hi), x);
         r = TOps.MultiplyAdd(n, TOps.Create(-Ln2Lo), r);
 
-        TVec p = TOps.MultiplyAdd(TOps.Create(P0), r, TOps.Create(P1));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(P2));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(P3));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(P4));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(P5));
+        TVec p = Horner<TVec, TOps>(r, P0, P1, P2, P3, P4, P5);
         p = TOps.MultiplyAdd(p, TOps.Multiply(r, r), TOps.Add(r, TOps.Create(1f)));
 
         // p·2^n rounded once, so results in the subnormal range are rounded correctly and n = 128 overflows only when it should.
@@ -98,13 +94,21 @@ internal static class VectorMath
         x = TOps.Max(TOps.Create(Exp2ZeroArgument), x); // a NaN lane stays NaN (the second operand)
         TVec n = TOps.Round(x);
         TVec r = TOps.Subtract(x, n);
-        TVec p = TOps.MultiplyAdd(TOps.Create(Q0), r, TOps.Create(Q1));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(Q2));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(Q3));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(Q4));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(Q5));
-        p = TOps.MultiplyAdd(p, r, TOps.Create(1f));
+        TVec p = TOps.MultiplyAdd(Horner<TVec, TOps>(r, Q0, Q1, Q2, Q3, Q4, Q5), r, TOps.Create(1f));
         return TOps.ScaleByPow2(p, n);
+    }
+
+    /// <summary>c0·r⁵ + c1·r⁴ + … + c5 by Horner's rule, one FMA per coefficient after the first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec Horner<TVec, TOps>(TVec r, float c0, float c1, float c2, float c3, float c4, float c5)
+        where TVec : unmanaged
+        where TOps : IVectorOps<TVec>
+    {
+        TVec p = TOps.MultiplyAdd(TOps.Create(c0), r, TOps.Create(c1));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(c2));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(c3));
+        p = TOps.MultiplyAdd(p, r, TOps.Create(c4));
+        return TOps.MultiplyAdd(p, r, TOps.Create(c5));
     }
 
     // An argument whose 2^x the steps above round to exactly 0 (n = −152: p·2⁻¹⁵² < 2⁻¹⁵⁰).

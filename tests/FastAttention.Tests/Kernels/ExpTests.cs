@@ -52,19 +52,23 @@ public unsafe class ExpTests
     }
 
     /// <summary>A million inputs: most of the softmax's range (x ≤ 0), the whole finite range, and the subnormal results.</summary>
-    private static readonly float[] SampledInputs = Sample();
+    private static readonly float[] SampledInputs = Sample(20261128, softmaxRange: 30f, finiteRange: 88.7f, subnormalFrom: -87f, subnormalWidth: 17f);
 
-    private static float[] Sample()
+    /// <summary>
+    /// A million inputs, a third each: [−<paramref name="softmaxRange"/>, 0], ±<paramref name="finiteRange"/>, and
+    /// [<paramref name="subnormalFrom"/> − <paramref name="subnormalWidth"/>, <paramref name="subnormalFrom"/>].
+    /// </summary>
+    private static float[] Sample(int seed, float softmaxRange, float finiteRange, float subnormalFrom, float subnormalWidth)
     {
-        var random = new Random(20261128);
+        var random = new Random(seed);
         var input = new float[1_000_000];
         for (int i = 0; i < input.Length; i++)
         {
             input[i] = (i % 3) switch
             {
-                0 => -random.NextSingle() * 30f,
-                1 => (random.NextSingle() * 2 - 1) * 88.7f,
-                _ => -87f - random.NextSingle() * 17f,
+                0 => -random.NextSingle() * softmaxRange,
+                1 => (random.NextSingle() * 2 - 1) * finiteRange,
+                _ => subnormalFrom - random.NextSingle() * subnormalWidth,
             };
         }
         return input;
@@ -160,23 +164,7 @@ public unsafe class ExpTests
     /// A million inputs of the prefill softmax's 2^x (logits in units of log₂): its range (x ≤ 0, to −45), the whole
     /// finite range below the overflow, and the subnormal results.
     /// </summary>
-    private static readonly float[] SampledExp2Inputs = SampleExp2();
-
-    private static float[] SampleExp2()
-    {
-        var random = new Random(20261206);
-        var input = new float[1_000_000];
-        for (int i = 0; i < input.Length; i++)
-        {
-            input[i] = (i % 3) switch
-            {
-                0 => -random.NextSingle() * 45f,
-                1 => (random.NextSingle() * 2 - 1) * 127.9f,
-                _ => -125f - random.NextSingle() * 26f,
-            };
-        }
-        return input;
-    }
+    private static readonly float[] SampledExp2Inputs = Sample(20261206, softmaxRange: 45f, finiteRange: 127.9f, subnormalFrom: -125f, subnormalWidth: 26f);
 
     [Theory]
     [MemberData(nameof(Widths))]
