@@ -159,7 +159,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             Span<int> tileTo = stackalloc int[paddedRows];
             Span<int> blockStart = stackalloc int[blocks];
             Span<int> blockEnd = stackalloc int[blocks];
-            Span<bool> fusedMax = stackalloc bool[blocks];
+            Span<bool> wholeBlock = stackalloc bool[blocks];
             Span<int> removed = stackalloc int[Rows];
             byte* codes = stackalloc byte[keyTile]; // per key of a tile: bit r set when a tensor mask removed it for row r of a block
 
@@ -214,18 +214,18 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     // that covers part of the tile costs only that part.
                     blockStart[block] = colEnd == 0 ? 0 : colStart - colStart % TOps.Count;
                     blockEnd[block] = Planner.RoundUp(colEnd, TOps.Count);
-                    fusedMax[block] = false;
+                    wholeBlock[block] = false;
                     if (blockEnd[block] > blockStart[block])
                     {
                         unionStart = Math.Min(unionStart, blockStart[block]);
                         unionEnd = Math.Max(unionEnd, blockEnd[block]);
-                        // Where every row of the block sees exactly the columns its scores cover and no score term
-                        // changes them (a tile wholly visible: most of an unmasked or causal call), the score tile
-                        // leaves each row's maximum behind and the softmax makes one pass over the scores, not two.
-                        fusedMax[block] = !args.HasScoreTerms;
+                        // Where every row of the block sees exactly the columns its scores cover (a tile wholly
+                        // visible: most of a call, masked or not), the score tile leaves each row's maximum behind (the
+                        // score terms refresh it as they rewrite the scores) and the softmax makes one pass, not two.
+                        wholeBlock[block] = true;
                         for (int r = block * Rows; r < (block + 1) * Rows && r < rows; r++)
-                            fusedMax[block] &= tileFrom[r] == blockStart[block] && tileTo[r] == blockEnd[block];
-                        if (fusedMax[block]) new Span<float>(tileMax + block * Rows * TOps.Count, Rows * TOps.Count).Fill(float.NegativeInfinity);
+                            wholeBlock[block] &= tileFrom[r] == blockStart[block] && tileTo[r] == blockEnd[block];
+                        if (wholeBlock[block]) new Span<float>(tileMax + block * Rows * TOps.Count, Rows * TOps.Count).Fill(float.NegativeInfinity);
                     }
                 }
                 if (unionEnd == 0) continue;
@@ -242,7 +242,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         if (c < end)
                         {
                             MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, d, keyTileBase + c, plan.PackedKeyStride, scores + block * Rows * keyTile + c, keyTile, end - c,
-                                fusedMax[block] ? tileMax + block * Rows * TOps.Count : null);
+                                wholeBlock[block] ? tileMax + block * Rows * TOps.Count : null);
                         }
                     }
                 }
@@ -264,17 +264,27 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     if (colEnd <= colStart) continue;
                     int r0 = block * Rows, width = colEnd - colStart;
                     float* blockScores = scores + r0 * keyTile;
-                    if (fusedMax[block] && r0 + Rows <= rows)
+                    bool whole = wholeBlock[block], termsApplied = false, anyRemoved = false;
+                    if (args.HasScoreTerms) new Span<byte>(codes + colStart, width).Clear();
+                    if (whole && r0 + Rows <= rows)
                     {
-                        // A wholly visible block (the bulk of a call): its 4 rows' softmax in one interleaved pass,
-                        // then one P·V tile over all its columns; none of the per-row range work below.
-                        UpdateBlock(blockScores + colStart, keyTile, width, tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv);
-                        MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, blockScores + colStart, keyTile, valueTile + colStart * valueStride, valueStride, width);
-                        continue;
+                        // A wholly visible block (the bulk of a call): the score terms, if any, then its 4 rows' softmax
+                        // in one interleaved pass and one P·V tile over all its columns; none of the per-row range work
+                        // below, unless a term removed keys.
+                        if (args.HasScoreTerms)
+                        {
+                            for (int r = 0; r < Rows; r++) anyRemoved |= ApplyTerms(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
+                                blockScores + r * keyTile, start, ref tileTo[r0 + r], codes, r, tileMax + (r0 + r) * TOps.Count, tileFrom[r0 + r], removed) || tileTo[r0 + r] != colEnd;
+                            termsApplied = true;
+                        }
+                        if (!anyRemoved)
+                        {
+                            UpdateBlock(blockScores + colStart, keyTile, width, tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv);
+                            MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, blockScores + colStart, keyTile, valueTile + colStart * valueStride, valueStride, width);
+                            continue;
+                        }
                     }
                     int commonFrom = colStart, commonTo = colEnd;
-                    bool anyRemoved = false;
-                    if (args.HasScoreTerms) new Span<byte>(codes + colStart, width).Clear();
                     for (int r = 0; r < Rows; r++)
                     {
                         float* s = blockScores + r * keyTile;
@@ -283,11 +293,12 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                             new Span<float>(s + colStart, width).Clear(); // padded rows: zero weights, finite, never output
                             continue;
                         }
+                        if (!termsApplied)
+                        {
+                            anyRemoved |= ApplyTerms(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
+                                s, start, ref tileTo[r0 + r], codes, r, whole ? tileMax + (r0 + r) * TOps.Count : null, tileFrom[r0 + r], removed);
+                        }
                         int from = tileFrom[r0 + r], to = tileTo[r0 + r];
-                        removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
-                            s, start, from, ref to, codes, 1 << r, LogitUnit);
-                        anyRemoved |= removed[r] > 0;
-                        tileTo[r0 + r] = to;
                         commonFrom = Math.Max(commonFrom, from);
                         commonTo = Math.Min(commonTo, to);
                         if (from >= to) continue; // nothing visible for this row here: its state is unchanged
@@ -295,7 +306,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         int rowStart = from - from % TOps.Count, rowEnd = Planner.RoundUp(to, TOps.Count);
                         new Span<float>(s + rowStart, from - rowStart).Fill(float.NegativeInfinity);
                         new Span<float>(s + to, rowEnd - to).Fill(float.NegativeInfinity);
-                        UpdateRow(s + rowStart, rowEnd - rowStart, fusedMax[block] ? tileMax + (r0 + r) * TOps.Count : null, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
+                        UpdateRow(s + rowStart, rowEnd - rowStart, whole ? tileMax + (r0 + r) * TOps.Count : null, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
                     }
 
                     if (commonFrom < commonTo)
@@ -334,6 +345,19 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             for (int r = 0; r < rows; r++)
                 RowOutput<TVec, TOps>.Write(args, b, kvh * group + r / queries, firstQuery + r % queries, accumulators + r * dv, rowMax[r], rowSum[r], log2Units: true);
         }
+    }
+
+    /// <summary>
+    /// Score terms on row <paramref name="r"/> of a block over [<paramref name="from"/>, <paramref name="to"/>), in
+    /// units of log₂; <paramref name="removed"/>[r] gets how many keys a mask removed, and <paramref name="to"/> drops to
+    /// <paramref name="from"/> when it removed all. A non-null <paramref name="maxOut"/> is the row's maximum vector,
+    /// refreshed if the scores change. True when keys were removed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool ApplyTerms(in KernelArguments args, int b, int head, int query, float* s, int start, ref int to, byte* codes, int r, float* maxOut, int from, Span<int> removed)
+    {
+        removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, head, query, s, start, from, ref to, codes, 1 << r, LogitUnit, maxOut);
+        return removed[r] > 0;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 
 namespace FastAttention.Kernels;
@@ -16,9 +17,11 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     /// row <paramref name="query"/> of head <paramref name="head"/> in batch <paramref name="b"/>. Returns how many of
     /// those keys a tensor mask removed (their scores are now −∞). Scores are in units of <paramref name="logitUnit"/>
     /// (log₂e for a kernel whose softmax takes 2^x), and so are the terms added: soft-cap, bias and ALiBi slope times
-    /// it. With 1 every term is added as it is (a multiply by 1 is exact).
+    /// it. With 1 every term is added as it is (a multiply by 1 is exact). Where the scores change, a non-null
+    /// <paramref name="maxOut"/> gets their lane-wise maximum over the range, which must then be whole vectors; where
+    /// they do not (a mask that shows the whole range), it is left as it is.
     /// </summary>
-    public static int Apply(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, int to, float logitUnit = 1f)
+    public static int Apply(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, int to, float logitUnit = 1f, float* maxOut = null)
     {
         long rowOffset = (long)query * args.KeyCount + keyStart;
         float* bias = args.Bias == null ? null : args.Bias + b * args.BiasBatchStride + head * args.BiasHeadStride + rowOffset;
@@ -34,13 +37,16 @@ internal static unsafe class ScoreTerms<TVec, TOps>
         var terms = new Terms(args.SoftCap * logitUnit, bias, logitUnit, mask, args.AlibiSlopes != null, slope * logitUnit, (float)args.AlignedPosition(b, query), keyStart);
 
         int w = TOps.Count, x = from;
-        TVec masked = TOps.Zero, minusInfinity = TOps.Create(float.NegativeInfinity), one = TOps.Create(1f);
+        Debug.Assert(maxOut == null || (to - from) % w == 0);
+        TVec masked = TOps.Zero, minusInfinity = TOps.Create(float.NegativeInfinity), one = TOps.Create(1f), max = minusInfinity;
         for (; x + w <= to; x += w)
         {
             TVec v = terms.At<TVec, TOps>(TOps.Load(s + x), x);
             TOps.Store(v, s + x);
             masked = TOps.Add(masked, TOps.SelectEqual(v, minusInfinity, one, TOps.Zero));
+            max = TOps.Max(max, v);
         }
+        if (maxOut != null) TOps.Store(max, maxOut);
         int count = (int)TOps.SumAcross(masked);
         for (; x < to; x++)
         {
@@ -65,10 +71,11 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     /// removed and marks them in <paramref name="codes"/> with <paramref name="bit"/>, which the caller has cleared
     /// over the range. A row that lost every key gets an empty range.
     /// </summary>
-    public static int ApplyToRange(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, ref int to, byte* codes, int bit, float logitUnit = 1f)
+    public static int ApplyToRange(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, ref int to, byte* codes, int bit, float logitUnit = 1f,
+        float* maxOut = null)
     {
         if (!args.HasScoreTerms || to <= from) return 0;
-        int removed = Apply(args, b, head, query, s, keyStart, from, to, logitUnit);
+        int removed = Apply(args, b, head, query, s, keyStart, from, to, logitUnit, maxOut);
         if (removed == to - from)
         {
             to = from; // nothing left to see here

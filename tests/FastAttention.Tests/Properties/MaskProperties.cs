@@ -26,6 +26,34 @@ public class MaskProperties
             }
         });
 
+    /// <summary>
+    /// The prefill kernel's wholly visible 4-row blocks (key counts in whole vectors at every width, so that every row
+    /// of a block sees the whole tile) under each score term: the terms rewrite the scores and the row maxima, a bias
+    /// −∞ or a mask that removes keys sends the block back to the row-by-row path after its terms, and a mask that
+    /// shows every key leaves the score tile's maxima in place. Under a soft-cap, logits of ±10⁴ make a stale maximum
+    /// (the uncapped one) show: every weight would underflow to 0.
+    /// </summary>
+    [Theory]
+    [InlineData(true, false, false, 1.0, false, null, false, 2f)]   // bias
+    [InlineData(true, true, false, 1.0, false, null, false, 2f)]    // bias with −∞ entries: keys removed
+    [InlineData(false, false, true, 1.0, false, null, false, 2f)]   // a mask that shows every key
+    [InlineData(false, false, true, 0.95, false, null, false, 2f)]  // a mask that removes some
+    [InlineData(false, false, false, 1.0, true, null, true, 2f)]    // ALiBi and sinks
+    [InlineData(false, false, false, 1.0, false, 5f, false, 100f)]  // soft-cap over logits of ±10⁴
+    [InlineData(true, true, true, 0.95, true, 30f, true, 2f)]       // all of them
+    public void Compute_WholeBlocksWithScoreTerms_MatchReference(bool bias, bool biasInfinity, bool boolMask, double density, bool alibi, float? softCap, bool sinks, float magnitude)
+    {
+        foreach (var width in KernelDispatch.All)
+        foreach (int keyCount in new[] { 64, 448 })
+        {
+            var spec = new ProblemSpec(2, 4, 2, 12, keyCount, 16, 24, LayoutKind.Bhsd, CausalMask.None, null, magnitude, keyCount + (int)width);
+            var masks = new MaskSpec(bias, MaskBroadcast.None, biasInfinity, boolMask, MaskBroadcast.Heads, density, false, alibi, sinks, softCap, null, null, 17);
+            var problem = MaskedProblem.Create(spec, masks);
+            var (output, lse) = problem.Run(width, kind: KernelKind.Prefill);
+            problem.AssertClose(output, lse);
+        }
+    }
+
     /// <summary>Decode shapes (few query rows, long key sequences, several slices) with masks, on 2 threads.</summary>
     [Property(MaxTest = 100)]
     public Property Compute_DecodeShapesWithMasks_MatchesReference() =>
