@@ -241,7 +241,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         int c = blockStart[block] + c0, end = Math.Min(c + chunk, blockEnd[block]);
                         if (c < end)
                         {
-                            MicroKernels<TVec, TOps>.Scores(queryScratch + block * Rows * d, d, d, keyTileBase + c, plan.PackedKeyStride, scores + block * Rows * keyTile + c, keyTile, end - c,
+                            MicroKernels<TVec, TOps>.ScoreChunk(queryScratch + block * Rows * d, d, d, keyTileBase + c, plan.PackedKeyStride, scores + block * Rows * keyTile + c, keyTile, end - c,
                                 wholeBlock[block] ? tileMax + block * Rows * TOps.Count : null);
                         }
                     }
@@ -249,6 +249,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 
                 float* valueTile = valueBase + start * valueStride;
                 bool lastTile = start + keyTile >= hiMax;
+                ItemSpan nextItem = lastTile ? ItemSpan.Of(args, plan, item + plan.Threads) : default, thisItem = lastTile ? ItemSpan.Of(args, plan, item) : default;
                 for (int block = 0; block < blocks; block++)
                 {
                     if (lastTile)
@@ -257,8 +258,8 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         // a block at a time, rather than stall at both ends of every item: the query rows of the item
                         // this thread most likely runs next (threads claim items in turn: one per thread further on),
                         // and this item's output rows (written when it ends).
-                        PrefetchRows(args, plan, args.Query, d, item + plan.Threads, block * Rows);
-                        if (args.Output.IsFloat32) PrefetchRows(args, plan, args.Output, dv, item, block * Rows);
+                        PrefetchRows(args.Query, d, nextItem, block * Rows);
+                        if (args.Output.IsFloat32) PrefetchRows(args.Output, dv, thisItem, block * Rows);
                     }
                     int colStart = blockStart[block], colEnd = blockEnd[block];
                     if (colEnd <= colStart) continue;
@@ -374,15 +375,29 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         return item / plan.QueryBlocks;
     }
 
-    /// <summary>Cache hints for rows [r0, r0 + Rows) of compute item <paramref name="item"/> in <paramref name="tensor"/> (query or output rows).</summary>
-    private static void PrefetchRows(in KernelArguments args, in AttentionPlan plan, in Operand tensor, int columns, int item, int r0)
+    /// <summary>The rows of a compute item: row r is query FirstQuery + r % Queries of head FirstHead + r / Queries in batch B.</summary>
+    private readonly record struct ItemSpan(int B, int FirstHead, int FirstQuery, int Queries, int Rows)
     {
-        if ((uint)item >= (uint)plan.ComputeItems) return;
-        int pair = ItemRows(args, plan, item, out int firstQuery, out int queries);
-        int b = pair / args.KeyValueHeads, head = pair % args.KeyValueHeads * args.GroupSize;
+        /// <summary>Item <paramref name="item"/>'s rows; none past the last item.</summary>
+        public static ItemSpan Of(in KernelArguments args, in AttentionPlan plan, int item)
+        {
+            if ((uint)item >= (uint)plan.ComputeItems) return default;
+            int pair = ItemRows(args, plan, item, out int firstQuery, out int queries);
+            return new ItemSpan(pair / args.KeyValueHeads, pair % args.KeyValueHeads * args.GroupSize, firstQuery, queries, args.GroupSize * queries);
+        }
+    }
+
+    /// <summary>Cache hints for rows [r0, r0 + Rows) of <paramref name="span"/> in <paramref name="tensor"/> (query or output rows): two divisions a block, not two a row.</summary>
+    private static void PrefetchRows(in Operand tensor, int columns, in ItemSpan span, int r0)
+    {
+        if (r0 >= span.Rows) return;
         int rowBytes = columns * Operand.ElementSize(tensor.Type);
-        for (int r = r0; r < r0 + Rows && r < args.GroupSize * queries; r++)
-            CacheHints.PrefetchToL2(tensor.Row(b, head + r / queries, firstQuery + r % queries), rowBytes);
+        int head = span.FirstHead + r0 / span.Queries, query = r0 % span.Queries;
+        for (int r = r0; r < r0 + Rows && r < span.Rows; r++)
+        {
+            CacheHints.PrefetchToL2(tensor.Row(span.B, head, span.FirstQuery + query), rowBytes);
+            if (++query == span.Queries) (query, head) = (0, head + 1);
+        }
     }
 
     // Not inlined into Compute, whose size would exhaust the JIT's inlining budget before the exp's vector operations.
