@@ -10,13 +10,15 @@ namespace FastAttention.Kernels;
 /// <code>
 ///  phase 1 (per key tile):  K[b, kvh, tile] ──transpose──► Kᵀ[b, kvh] columns [headSize, keys]  (once per call)
 ///  phase 2 (per item = query block × all heads of a key-value group):
-///     Q rows ──×scale──► Qs [rows, headSize]
+///     Q rows ──×scale·log₂e──► Qs [rows, headSize]          (logits in units of log₂ from here on)
 ///     for each key tile any row can see:
-///         S = Qs·Kᵀ for every 4-row block, a chunk of key columns at a time (the chunk stays in L1 for all blocks)
+///         S = Qs·Kᵀ for every 4-row block, a chunk of key columns at a time (the chunk stays in L1 for all blocks);
+///             each row's maximum kept from the registers where the block sees the whole tile
 ///         for each 4-row block: score terms ─► mask edges to −∞ ─► m' = max(m, max S)
-///             if m' &gt; m: O *= e^(m − m'), l *= e^(m − m')
-///             P = e^(S − m'), l += Σ P ─► O += P·V over the visible keys only
-///     O / l (+ sink) ─► output, m + ln l ─► log-sum-exp
+///             if m' &gt; m: O *= 2^(m − m'), l *= 2^(m − m')
+///             P = 2^(S − m'), l += Σ P ─► O += P·V over the visible keys only
+///             (a block that sees the whole tile: its 4 rows in one interleaved pass and one P·V tile)
+///     O / l (+ sink) ─► output, m·ln 2 + ln l ─► log-sum-exp
 /// </code>
 /// Masked keys are skipped, never multiplied by zero, so NaN or ±∞ in their K or V rows cannot leak.
 /// </summary>
@@ -421,7 +423,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 
     /// <summary>
     /// <see cref="UpdateRow"/> for the 4 rows of a block (rows <paramref name="stride"/> floats apart) whose maxima the
-    /// score tile left in <paramref name="knownMax"/>, the rows' exps interleaved: 4 independent chains per column
+    /// score tile or the score terms left in <paramref name="knownMax"/>, the rows' exps interleaved: 4 independent chains per column
     /// vector instead of one, and one call instead of four. Each row gets the same operations in the same order, so
     /// the same bits.
     /// </summary>
@@ -460,7 +462,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         rowSum[3] += TOps.SumAcross(sum3);
     }
 
-    /// <summary>P = e^(s − <paramref name="max"/>) over one row's columns, in place, their sum added to <paramref name="rowSum"/>.</summary>
+    /// <summary>P = 2^(s − <paramref name="max"/>) over one row's columns (logits in units of log₂), in place, their sum added to <paramref name="rowSum"/>.</summary>
     private static void ExpRow(float* s, int columns, float max, ref float rowSum)
     {
         int w = TOps.Count;
@@ -477,8 +479,8 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 
     /// <summary>
     /// A row's running maximum after a tile whose maximum is <paramref name="tileMax"/>: when it rises, what was
-    /// accumulated (sum and output) is rescaled by e^(old − new). False when every score so far is −∞ (all masked):
-    /// the tile's weights must then be zeros, never e^(−∞ + ∞) = NaN.
+    /// accumulated (sum and output) is rescaled by 2^(old − new). False when every score so far is −∞ (all masked):
+    /// the tile's weights must then be zeros, never 2^(−∞ + ∞) = NaN.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool RaiseMax(float tileMax, ref float rowMax, ref float rowSum, float* output, int dv)
