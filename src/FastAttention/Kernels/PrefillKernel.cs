@@ -277,7 +277,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         if (args.HasScoreTerms)
                         {
                             for (int r = 0; r < Rows; r++) anyRemoved |= ApplyTerms(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
-                                blockScores + r * keyTile, start, ref tileTo[r0 + r], codes, r, tileMax + (r0 + r) * TOps.Count, tileFrom[r0 + r], removed) || tileTo[r0 + r] != colEnd;
+                                blockScores + r * keyTile, start, tileFrom[r0 + r], ref tileTo[r0 + r], codes, r, removed, tileMax + (r0 + r) * TOps.Count) || tileTo[r0 + r] != colEnd;
                             termsApplied = true;
                         }
                         if (!anyRemoved)
@@ -299,7 +299,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         if (!termsApplied)
                         {
                             anyRemoved |= ApplyTerms(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
-                                s, start, ref tileTo[r0 + r], codes, r, whole ? tileMax + (r0 + r) * TOps.Count : null, tileFrom[r0 + r], removed);
+                                s, start, tileFrom[r0 + r], ref tileTo[r0 + r], codes, r, removed, whole ? tileMax + (r0 + r) * TOps.Count : null);
                         }
                         int from = tileFrom[r0 + r], to = tileTo[r0 + r];
                         commonFrom = Math.Max(commonFrom, from);
@@ -357,7 +357,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
     /// refreshed if the scores change. True when keys were removed.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool ApplyTerms(in KernelArguments args, int b, int head, int query, float* s, int start, ref int to, byte* codes, int r, float* maxOut, int from, Span<int> removed)
+    private static bool ApplyTerms(in KernelArguments args, int b, int head, int query, float* s, int start, int from, ref int to, byte* codes, int r, Span<int> removed, float* maxOut)
     {
         removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, head, query, s, start, from, ref to, codes, 1 << r, LogitUnit, maxOut);
         return removed[r] > 0;
