@@ -287,6 +287,11 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                             continue;
                         }
                     }
+                    if (!whole && !args.HasScoreTerms && r0 + Rows <= rows && BandBlock(blockScores, keyTile, colStart, colEnd, tileFrom.Slice(r0, Rows), tileTo.Slice(r0, Rows),
+                        tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv, valueTile, valueStride))
+                    {
+                        continue;
+                    }
                     int commonFrom = colStart, commonTo = colEnd;
                     for (int r = 0; r < Rows; r++)
                     {
@@ -312,34 +317,34 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         UpdateRow(s + rowStart, rowEnd - rowStart, whole ? tileMax + (r0 + r) * TOps.Count : null, ref rowMax[r0 + r], ref rowSum[r0 + r], accumulators + (r0 + r) * dv, dv);
                     }
 
-                    if (commonFrom < commonTo)
-                    {
-                        if (!anyRemoved)
-                        {
-                            MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, blockScores + commonFrom, keyTile,
-                                valueTile + commonFrom * valueStride, valueStride, commonTo - commonFrom);
-                        }
-                        else
-                        {
-                            MicroKernels<TVec, TOps>.AccumulateUnmasked(accumulators + r0 * dv, dv, blockScores, keyTile,
-                                valueTile, valueStride, commonFrom, commonTo, codes);
-                        }
-                    }
-                    else
-                    {
-                        commonFrom = commonTo = 0;
-                    }
-                    // Row edges outside the common range, one row at a time.
+                    // Each row's keys in order: its left edge (keys outside the range all 4 rows share) one row at a
+                    // time, the shared range through the 4-row tile, then its right edge. Every row so gets the sums of
+                    // a loop over its own keys, whichever way its block goes (BandBlock gives the same bits).
+                    bool anyCommon = commonFrom < commonTo;
+                    if (!anyCommon) commonFrom = commonTo = 0;
                     for (int r = 0; r < Rows && r0 + r < rows; r++)
                     {
                         int from = tileFrom[r0 + r], to = tileTo[r0 + r];
                         if (from >= to) continue;
-                        float* output = accumulators + (r0 + r) * dv;
-                        float* s = blockScores + r * keyTile;
-                        int leftEnd = Math.Min(to, commonFrom < commonTo ? commonFrom : to);
-                        int rightStart = Math.Max(from, commonFrom < commonTo ? commonTo : to);
-                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, valueStride, from, leftEnd, removed[r] > 0, codes, 1 << r);
-                        MicroKernels<TVec, TOps>.AccumulateRowRange(output, dv, s, valueTile, valueStride, rightStart, to, removed[r] > 0, codes, 1 << r);
+                        int leftEnd = Math.Min(to, anyCommon ? commonFrom : to);
+                        MicroKernels<TVec, TOps>.AccumulateRowRange(accumulators + (r0 + r) * dv, dv, blockScores + r * keyTile, valueTile, valueStride, from, leftEnd, removed[r] > 0, codes, 1 << r);
+                    }
+                    if (anyCommon && !anyRemoved)
+                    {
+                        MicroKernels<TVec, TOps>.Accumulate(accumulators + r0 * dv, dv, blockScores + commonFrom, keyTile,
+                            valueTile + commonFrom * valueStride, valueStride, commonTo - commonFrom);
+                    }
+                    else if (anyCommon)
+                    {
+                        MicroKernels<TVec, TOps>.AccumulateUnmasked(accumulators + r0 * dv, dv, blockScores, keyTile,
+                            valueTile, valueStride, commonFrom, commonTo, codes);
+                    }
+                    for (int r = 0; r < Rows && r0 + r < rows; r++)
+                    {
+                        int from = tileFrom[r0 + r], to = tileTo[r0 + r];
+                        if (from >= to) continue;
+                        int rightStart = Math.Max(from, anyCommon ? commonTo : to);
+                        MicroKernels<TVec, TOps>.AccumulateRowRange(accumulators + (r0 + r) * dv, dv, blockScores + r * keyTile, valueTile, valueStride, rightStart, to, removed[r] > 0, codes, 1 << r);
                     }
                 }
             }
@@ -460,6 +465,82 @@ internal static unsafe class PrefillKernel<TVec, TOps>
         rowSum[1] += TOps.SumAcross(sum1);
         rowSum[2] += TOps.SumAcross(sum2);
         rowSum[3] += TOps.SumAcross(sum3);
+    }
+
+    /// <summary>
+    /// A block whose 4 rows see different but overlapping ranges of the tile [from, to) (a band: the causal diagonal, a
+    /// sliding window, a mix of key lengths) as if it were wholly visible: each row's columns outside its range become
+    /// −∞, so their weights are exactly 0, and the block takes one interleaved softmax pass and one P·V tile over the
+    /// union of the ranges, instead of a pass per row and a single-row tile for every edge. The value rows of the
+    /// edges (keys some rows see and others do not) are then multiplied by zero weights, so they must be finite:
+    /// false, with nothing changed, where an edge row holds ±∞ or NaN (or the edges are long, or a row sees nothing
+    /// here, or the rows share no key), and the caller takes the row-by-row path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool BandBlock(float* s, int stride, int colStart, int colEnd, ReadOnlySpan<int> from, ReadOnlySpan<int> to,
+        float* maxima, float* rowMax, float* rowSum, float* output, int dv, float* values, nint valueStride)
+    {
+        int unionFrom = int.MaxValue, unionTo = 0, commonFrom = 0, commonTo = int.MaxValue;
+        for (int r = 0; r < Rows; r++)
+        {
+            if (from[r] >= to[r]) return false;
+            unionFrom = Math.Min(unionFrom, from[r]);
+            unionTo = Math.Max(unionTo, to[r]);
+            commonFrom = Math.Max(commonFrom, from[r]);
+            commonTo = Math.Min(commonTo, to[r]);
+        }
+        if (commonFrom >= commonTo || commonFrom - unionFrom + unionTo - commonTo > MaxBandEdgeKeys) return false;
+        if (!RowsFinite(values + unionFrom * valueStride, valueStride, commonFrom - unionFrom, dv) ||
+            !RowsFinite(values + commonTo * valueStride, valueStride, unionTo - commonTo, dv))
+        {
+            return false;
+        }
+        int w = TOps.Count;
+        for (int r = 0; r < Rows; r++)
+        {
+            float* row = s + r * stride;
+            new Span<float>(row + colStart, from[r] - colStart).Fill(float.NegativeInfinity);
+            new Span<float>(row + to[r], colEnd - to[r]).Fill(float.NegativeInfinity);
+        }
+        // The rows' maxima, 4 chains at once (the scores come back from L2 here; UpdateBlock then reads them from L1).
+        float* s0 = s, s1 = s + stride, s2 = s + 2 * stride, s3 = s + 3 * stride;
+        TVec m0 = TOps.Create(float.NegativeInfinity), m1 = m0, m2 = m0, m3 = m0;
+        for (int j = colStart; j < colEnd; j += w)
+        {
+            m0 = TOps.Max(m0, TOps.Load(s0 + j));
+            m1 = TOps.Max(m1, TOps.Load(s1 + j));
+            m2 = TOps.Max(m2, TOps.Load(s2 + j));
+            m3 = TOps.Max(m3, TOps.Load(s3 + j));
+        }
+        TOps.Store(m0, maxima);
+        TOps.Store(m1, maxima + w);
+        TOps.Store(m2, maxima + 2 * w);
+        TOps.Store(m3, maxima + 3 * w);
+        UpdateBlock(s + colStart, stride, colEnd - colStart, maxima, rowMax, rowSum, output, dv);
+        MicroKernels<TVec, TOps>.Accumulate(output, dv, s + unionFrom, stride, values + unionFrom * valueStride, valueStride, unionTo - unionFrom);
+        return true;
+    }
+
+    // Keys a band block may have outside the range its 4 rows share (a window or the diagonal: 3 on a side); each is a
+    // value row checked for ±∞ and NaN.
+    private const int MaxBandEdgeKeys = 32;
+
+    /// <summary>Whether <paramref name="count"/> rows of <paramref name="columns"/> floats hold only finite values.</summary>
+    private static bool RowsFinite(float* rows, nint stride, int count, int columns)
+    {
+        int w = TOps.Count;
+        TVec zeros = TOps.Zero; // x·0 is 0 for finite x, NaN for ±∞ and NaN
+        for (int j = 0; j < count; j++)
+        {
+            float* row = rows + j * stride;
+            int c = 0;
+            for (; c + w <= columns; c += w) zeros = TOps.Add(zeros, TOps.Multiply(TOps.Load(row + c), TOps.Zero));
+            for (; c < columns; c++)
+            {
+                if (!float.IsFinite(row[c])) return false;
+            }
+        }
+        return TOps.SumAcross(zeros) == 0f;
     }
 
     /// <summary>P = 2^(s − <paramref name="max"/>) over one row's columns (logits in units of log₂), in place, their sum added to <paramref name="rowSum"/>.</summary>

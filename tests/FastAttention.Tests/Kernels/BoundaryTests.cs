@@ -123,4 +123,43 @@ public class BoundaryTests
                 Assert.Equal(i >= 3, float.IsNaN(output[i * 4 + 1]));
         }
     }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(13)]
+    public void Compute_NonFiniteValueAtTheEdgeOfABand_LeavesRowsThatCannotSeeItBitwise(int windowLeft)
+    {
+        // Along the causal diagonal and a sliding window, the 4 rows of a block see ranges a key apart. The prefill
+        // kernel takes such a block in one pass, with zero weights on the keys a row cannot see, unless a value row at
+        // the block's edges is not finite: then row by row. A row's bits must depend on neither: keys 21 and 42 sit
+        // at right edges (rows 20..23, 40..43) and, with the window, at left edges (rows 32..35, 52..55).
+        int[] poisoned = [21, 42];
+        foreach (var width in KernelDispatch.All)
+        {
+            var window = windowLeft >= 0 ? new SlidingWindow(windowLeft, 0) : (SlidingWindow?)null;
+            var masks = new MaskSpec(false, MaskBroadcast.None, false, false, MaskBroadcast.None, 0, false, false, false, null, window, null, 3);
+            var problem = MaskedProblem.Create(new ProblemSpec(1, 2, 1, 64, 64, 16, 16, LayoutKind.Bhsd, CausalMask.TopLeft, null, 1f, 5), masks);
+            var s = problem.Shape;
+            var (before, beforeLse) = problem.Run(width, kind: KernelKind.Prefill);
+            var l = s.ValueLayout;
+            foreach (int key in poisoned)
+                for (int c = 0; c < 16; c++) problem.Problem.Value[l.Offset + key * l.RowStride + c] = c % 2 == 0 ? float.NaN : float.PositiveInfinity;
+            var (after, afterLse) = problem.Run(width, kind: KernelKind.Prefill);
+            for (int h = 0; h < s.QueryHeads; h++)
+            for (int i = 0; i < s.QueryCount; i++)
+            {
+                int row = h * s.QueryCount + i;
+                bool sees = poisoned.Any(j => ReferenceAttention.IsVisible(s, problem.Options, problem.Tensors, 0, h, i, j));
+                var values = after.AsSpan(row * 16, 16).ToArray();
+                if (sees)
+                {
+                    Assert.Contains(values, x => !float.IsFinite(x));
+                    continue;
+                }
+                Assert.Equal(BitConverter.SingleToInt32Bits(beforeLse[row]), BitConverter.SingleToInt32Bits(afterLse[row]));
+                for (int c = 0; c < 16; c++)
+                    Assert.True(BitConverter.SingleToInt32Bits(before[row * 16 + c]) == BitConverter.SingleToInt32Bits(values[c]), $"{width} window {windowLeft}: row {i} of head {h}, column {c}");
+            }
+        }
+    }
 }
