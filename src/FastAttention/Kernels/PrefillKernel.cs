@@ -171,13 +171,18 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             {
                 if (r < rows)
                 {
+                    // A boolean mask narrows the range to the row's first..last visible key, once per item: tiles
+                    // it hides from every row of the item are then never visited (a lower-triangular mask costs what
+                    // the causal flag does), and the per-tile trims below find their ends at once.
                     args.VisibleKeys(b, firstQuery + r % queries, out lo[r], out hi[r]);
+                    ScoreTerms<TVec, TOps>.TrimToMask(args, b, kvh * group + r / queries, firstQuery + r % queries, 0, ref lo[r], ref hi[r]);
                 }
                 else
                 {
                     lo[r] = hi[r] = 0;
                     continue;
                 }
+                if (lo[r] >= hi[r]) continue;
                 loMin = Math.Min(loMin, lo[r]);
                 hiMax = Math.Max(hiMax, hi[r]);
             }
@@ -287,10 +292,21 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                             continue;
                         }
                     }
-                    if (!whole && !args.HasScoreTerms && r0 + Rows <= rows && BandBlock(blockScores, keyTile, colStart, colEnd, tileFrom.Slice(r0, Rows), tileTo.Slice(r0, Rows),
-                        tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv, valueTile, valueStride))
+                    if (!whole && r0 + Rows <= rows)
                     {
-                        continue;
+                        // A band (the causal diagonal, a window, a triangular boolean mask): one pass for the block
+                        // unless a score term removed keys inside a row's range (the row-by-row path skips those).
+                        if (args.HasScoreTerms)
+                        {
+                            for (int r = 0; r < Rows; r++) anyRemoved |= ApplyTerms(args, b, kvh * group + (r0 + r) / queries, firstQuery + (r0 + r) % queries,
+                                blockScores + r * keyTile, start, tileFrom[r0 + r], ref tileTo[r0 + r], codes, r, removed, null);
+                            termsApplied = true;
+                        }
+                        if (!anyRemoved && BandBlock(blockScores, keyTile, colStart, colEnd, tileFrom.Slice(r0, Rows), tileTo.Slice(r0, Rows),
+                            tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv, valueTile, valueStride))
+                        {
+                            continue;
+                        }
                     }
                     int commonFrom = colStart, commonTo = colEnd;
                     for (int r = 0; r < Rows; r++)

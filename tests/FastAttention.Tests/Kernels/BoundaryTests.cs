@@ -125,20 +125,25 @@ public class BoundaryTests
     }
 
     [Theory]
-    [InlineData(-1)]
-    [InlineData(13)]
-    public void Compute_NonFiniteValueAtTheEdgeOfABand_LeavesRowsThatCannotSeeItBitwise(int windowLeft)
+    [InlineData(-1, false)]
+    [InlineData(13, false)]
+    [InlineData(-1, true)]
+    public void Compute_NonFiniteValueAtTheEdgeOfABand_LeavesRowsThatCannotSeeItBitwise(int windowLeft, bool asBoolMask)
     {
         // Along the causal diagonal and a sliding window, the 4 rows of a block see ranges a key apart. The prefill
         // kernel takes such a block in one pass, with zero weights on the keys a row cannot see, unless a value row at
         // the block's edges is not finite: then row by row. A row's bits must depend on neither: keys 21 and 42 sit
-        // at right edges (rows 20..23, 40..43) and, with the window, at left edges (rows 32..35, 52..55).
+        // at right edges (rows 20..23, 40..43) and, with the window, at left edges (rows 32..35, 52..55). The lower
+        // triangle also as a boolean mask with a soft-cap: score terms that remove no key inside a row's range.
         int[] poisoned = [21, 42];
         foreach (var width in KernelDispatch.All)
         {
             var window = windowLeft >= 0 ? new SlidingWindow(windowLeft, 0) : (SlidingWindow?)null;
-            var masks = new MaskSpec(false, MaskBroadcast.None, false, false, MaskBroadcast.None, 0, false, false, false, null, window, null, 3);
-            var problem = MaskedProblem.Create(new ProblemSpec(1, 2, 1, 64, 64, 16, 16, LayoutKind.Bhsd, CausalMask.TopLeft, null, 1f, 5), masks);
+            var masks = new MaskSpec(false, MaskBroadcast.None, false, asBoolMask, MaskBroadcast.All, 0, false, false, false, asBoolMask ? 2f : null, window, null, 3);
+            var spec = new ProblemSpec(1, 2, 1, 64, 64, 16, 16, LayoutKind.Bhsd, asBoolMask ? CausalMask.None : CausalMask.TopLeft, null, 1f, 5);
+            var problem = asBoolMask
+                ? new MaskedProblem { Problem = TestProblem.Create(spec), Masks = masks, Mask = Enumerable.Range(0, 64 * 64).Select(n => n % 64 <= n / 64).ToArray() }
+                : MaskedProblem.Create(spec, masks);
             var s = problem.Shape;
             var (before, beforeLse) = problem.Run(width, kind: KernelKind.Prefill);
             var l = s.ValueLayout;
@@ -158,7 +163,7 @@ public class BoundaryTests
                 }
                 Assert.Equal(BitConverter.SingleToInt32Bits(beforeLse[row]), BitConverter.SingleToInt32Bits(afterLse[row]));
                 for (int c = 0; c < 16; c++)
-                    Assert.True(BitConverter.SingleToInt32Bits(before[row * 16 + c]) == BitConverter.SingleToInt32Bits(values[c]), $"{width} window {windowLeft}: row {i} of head {h}, column {c}");
+                    Assert.True(BitConverter.SingleToInt32Bits(before[row * 16 + c]) == BitConverter.SingleToInt32Bits(values[c]), $"{width} window {windowLeft} bool mask {asBoolMask}: row {i} of head {h}, column {c}");
             }
         }
     }
