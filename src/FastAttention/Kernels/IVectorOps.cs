@@ -34,6 +34,12 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     static abstract TVec Subtract(TVec a, TVec b);
     static abstract TVec Multiply(TVec a, TVec b);
     static abstract TVec Divide(TVec a, TVec b);
+
+    /// <summary>Whether <see cref="ReciprocalEstimate"/> is the hardware's 14-bit estimate (AVX-512): cheap, where a division is the slowest floating-point instruction.</summary>
+    static abstract bool HasReciprocalEstimate { get; }
+
+    /// <summary>1/x to within 2⁻¹⁴ relative where <see cref="HasReciprocalEstimate"/>; the division elsewhere.</summary>
+    static abstract TVec ReciprocalEstimate(TVec x);
     static abstract TVec Abs(TVec x);
 
     /// <summary>The lane numbers 0, 1, …, Count − 1 as floats.</summary>
@@ -196,6 +202,8 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
+    public static bool HasReciprocalEstimate => Avx512F.IsSupported;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ReciprocalEstimate(Vector512<float> x) => Avx512F.IsSupported ? Avx512F.Reciprocal14(x) : Vector512<float>.One / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaxMagnitude(Vector512<float> tracker, Vector512<float> x) =>
@@ -312,6 +320,8 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
+    public static bool HasReciprocalEstimate => Avx512F.VL.IsSupported;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ReciprocalEstimate(Vector256<float> x) => Avx512F.VL.IsSupported ? Avx512F.VL.Reciprocal14(x) : Vector256<float>.One / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MaxMagnitude(Vector256<float> tracker, Vector256<float> x) =>
@@ -412,6 +422,8 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Subtract(Vector128<float> a, Vector128<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
+    public static bool HasReciprocalEstimate => Avx512F.VL.IsSupported;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ReciprocalEstimate(Vector128<float> x) => Avx512F.VL.IsSupported ? Avx512F.VL.Reciprocal14(x) : Vector128<float>.One / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MaxMagnitude(Vector128<float> tracker, Vector128<float> x) =>
@@ -512,6 +524,8 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Subtract(float a, float b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Multiply(float a, float b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
+    public static bool HasReciprocalEstimate => false;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ReciprocalEstimate(float x) => 1f / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxMagnitude(float tracker, float x) => MathF.Max(tracker, MathF.Abs(x));
     public static float Indices => 0f;

@@ -39,11 +39,13 @@ internal static unsafe class ScoreTerms<TVec, TOps>
         int w = TOps.Count, x = from;
         Debug.Assert(maxOut == null || (to - from) % w == 0);
         TVec masked = TOps.Zero, minusInfinity = TOps.Create(float.NegativeInfinity), one = TOps.Create(1f), max = minusInfinity;
+        // A soft-cap alone maps every score into [−c, c] (or NaN): none can come out −∞, so none is counted.
+        bool mayRemove = args.SoftCap == 0f || bias != null || mask != null;
         for (; x + w <= to; x += w)
         {
             TVec v = terms.At<TVec, TOps>(TOps.Load(s + x), x);
             TOps.Store(v, s + x);
-            masked = TOps.Add(masked, TOps.SelectEqual(v, minusInfinity, one, TOps.Zero));
+            if (mayRemove) masked = TOps.Add(masked, TOps.SelectEqual(v, minusInfinity, one, TOps.Zero));
             max = TOps.Max(max, v);
         }
         if (maxOut != null) TOps.Store(max, maxOut);
@@ -115,6 +117,8 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     /// <summary>The terms of one row, for vector lanes or a single key alike (written once, instantiated twice).</summary>
     private readonly struct Terms(float softCap, float* bias, float biasUnit, byte* mask, bool alibi, float slope, float aligned, int keyStart)
     {
+        private readonly float capFactor = softCap == 0f ? 0f : VectorMath.SoftCapFactor(softCap);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public TV At<TV, TO>(TV v, int x)
             where TV : unmanaged
@@ -123,8 +127,7 @@ internal static unsafe class ScoreTerms<TVec, TOps>
             TV minusInfinity = TO.Create(float.NegativeInfinity);
             if (softCap != 0f)
             {
-                TV cap = TO.Create(softCap);
-                v = TO.Multiply(cap, VectorMath.Tanh<TV, TO>(TO.Divide(v, cap)));
+                v = VectorMath.SoftCap<TV, TO>(v, softCap, capFactor);
             }
             if (bias != null)
             {
