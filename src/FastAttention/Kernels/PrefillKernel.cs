@@ -603,7 +603,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
 
     /// <summary>
     /// A block whose 4 rows see different but overlapping ranges of the tile [from, to) (a band: the causal diagonal, a
-    /// sliding window, a mix of key lengths) as if it were wholly visible: each row's columns outside its range become
+    /// sliding window, a triangular boolean mask) as if it were wholly visible: each row's columns outside its range become
     /// −∞, so their weights are exactly 0, and the block takes one interleaved softmax pass and one P·V tile over the
     /// union of the ranges, instead of a pass per row and a single-row tile for every edge. The value rows of the
     /// edges (keys some rows see and others do not) are then multiplied by zero weights, so they must be finite:
