@@ -271,11 +271,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                     int from = blockStart[0], to = blockEnd[0];
                     for (int block = 0; block < blocks; block++)
                     {
-                        if (lastTile)
-                        {
-                            PrefetchRows(args.Query, d, nextItem, block * Rows);
-                            if (args.Output.IsFloat32) PrefetchRows(args.Output, dv, thisItem, block * Rows);
-                        }
+                        if (lastTile) PrefetchItemRows(args, d, dv, nextItem, thisItem, block * Rows);
                         int r0 = block * Rows;
                         UpdateBlock(scores + r0 * keyTile + from, keyTile, to - from, tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv);
                     }
@@ -296,8 +292,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         // a block at a time, rather than stall at both ends of every item: the query rows of the item
                         // this thread most likely runs next (threads claim items in turn: one per thread further on),
                         // and this item's output rows (written when it ends).
-                        PrefetchRows(args.Query, d, nextItem, block * Rows);
-                        if (args.Output.IsFloat32) PrefetchRows(args.Output, dv, thisItem, block * Rows);
+                        PrefetchItemRows(args, d, dv, nextItem, thisItem, block * Rows);
                     }
                     int colStart = blockStart[block], colEnd = blockEnd[block];
                     if (colEnd <= colStart) continue;
@@ -447,6 +442,13 @@ internal static unsafe class PrefillKernel<TVec, TOps>
             int pair = ItemRows(args, plan, item, out int firstQuery, out int queries);
             return new ItemSpan(pair / args.KeyValueHeads, pair % args.KeyValueHeads * args.GroupSize, firstQuery, queries, args.GroupSize * queries);
         }
+    }
+
+    /// <summary>Block r0's query rows of the item this thread most likely runs next, and its output rows of this item (fp32 output only).</summary>
+    private static void PrefetchItemRows(in KernelArguments args, int d, int dv, in ItemSpan nextItem, in ItemSpan thisItem, int r0)
+    {
+        PrefetchRows(args.Query, d, nextItem, r0);
+        if (args.Output.IsFloat32) PrefetchRows(args.Output, dv, thisItem, r0);
     }
 
     /// <summary>Cache hints for rows [r0, r0 + Rows) of <paramref name="span"/> in <paramref name="tensor"/> (query or output rows): two divisions a block, not two a row.</summary>
