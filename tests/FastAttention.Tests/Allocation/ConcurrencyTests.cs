@@ -62,14 +62,23 @@ public class ConcurrencyTests
             // Thread object), and a new segment of its global queue when the queue reaches a new peak length. Both
             // are the pool's, not FastAttention's, so bring the pool to its size and its queue to a peak far above
             // the 64 × 2 helpers these callers can have queued, before any caller starts.
-            using (var running = new CountdownEvent(poolSize))
-            using (var release = new ManualResetEventSlim(false))
+            // These three events are never disposed: a pool thread can count itself running and then reach
+            // release.Wait() only after the release (Wait on a disposed event throws on that pool thread and ends
+            // the process, as it once did in CI), and none of them holds a kernel handle to free.
+            var running = new CountdownEvent(poolSize);
+            var release = new ManualResetEventSlim(false);
+            var released = new CountdownEvent(poolSize);
+            for (int i = 0; i < poolSize; i++) ThreadPool.UnsafeQueueUserWorkItem(_ => { running.Signal(); release.Wait(); released.Signal(); }, null);
+            try
             {
-                for (int i = 0; i < poolSize; i++) ThreadPool.UnsafeQueueUserWorkItem(_ => { running.Signal(); release.Wait(); }, null);
                 Assert.True(running.Wait(TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken), "the thread pool did not grow to its minimum size");
                 for (int i = 0; i < 4096; i++) ThreadPool.UnsafeQueueUserWorkItem(static _ => { }, null); // waits in the global queue
+            }
+            finally
+            {
                 release.Set();
             }
+            Assert.True(released.Wait(TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken), "the pool threads held for the warm-up were not released");
 
             var threads = new Thread[Callers];
             for (int c = 0; c < Callers; c++)
