@@ -52,18 +52,21 @@ internal static unsafe class CacheHints
 
     /// <summary>
     /// Rows (a multiple of 4) that decode's single-row passes over 16- and 8-bit rows prefetch ahead of the row they read,
-    /// for rows of <paramref name="rowBytes"/>: about 4 KiB of the stream, a prefetch per line read. The hardware
+    /// for rows of <paramref name="rowBytes"/>: about 8 KiB of the stream, a prefetch per line read. The hardware
     /// prefetcher alone left these narrower streams short of the bandwidth fp32 rows get (why is not measured
     /// here; its stop at each 4 KiB page is one candidate). Zen 5, dec32k at 1 thread, medians of 9
     /// alternated runs: Half K/V 6.14 -> 5.24 ms, int8 2.89 -> 2.59 ms at 2 KiB ahead; 4 KiB ahead measured
     /// better again on a noisier host (medians of 5-7: Half 1 t 5.80 -> 5.35 ms, 2 t 3.07 -> 2.74 ms; int8 1 t
-    /// 4.04 -> 3.28, 2 t 2.01 -> 1.68), 1 KiB and 8 KiB no better. With K/V in L3 (4096 keys, repeated calls) int8
-    /// is about 5 % slower for it, Half unchanged. A real model's cache is read once per layer
-    /// per step, from memory, so the memory case decides. fp32 rows gain nothing from it (measured), and keep none.
+    /// 4.04 -> 3.28, 2 t 2.01 -> 1.68). 8 KiB against 4 KiB, both builds loaded into one process and called in turn on
+    /// the same arrays (medians of 31-41 calls each, 4-8 such runs; the host's speed moved by a third between runs,
+    /// the ratio by a few percent): Half 1 thread 0.94-0.99× the time, 2 threads 0.93-1.07× (median 0.99); int8
+    /// 1 thread 0.92-0.98×, 2 threads 0.98-1.04×; 2 KiB 1.12-1.15× and 16 KiB 1.05× (Half, 1 thread). With K/V in L3 (4096
+    /// keys, repeated calls) Half is unchanged by it. A real model's cache is read once per layer per step, from
+    /// memory, so the memory case decides. fp32 rows gain nothing from it (measured), and keep none.
     /// </summary>
     public static int StreamAheadRows(int rowBytes) => Math.Max(4, StreamAheadBytes / rowBytes / 4 * 4);
 
-    private const int StreamAheadBytes = 4096;
+    private const int StreamAheadBytes = 8192;
 
     private static byte* FirstLine(void* start) => (byte*)((nuint)start & ~(nuint)63);
 }
