@@ -350,13 +350,14 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// s[j] = q · k_j for one row and <paramref name="count"/> keys stored as <typeparamref name="TLoad"/> (widened as
     /// they are read; int8 without its scale, which multiplies each finished score: scales[j]·(q · k_j)): 4 keys per step, four reductions at once. Each key row is read
     /// whole before the next (measured here: walking 4 rows side by side halves the bandwidth the hardware
-    /// prefetcher delivers, 9.9 against 22 GB/s). <paramref name="keyStride"/> counts elements.
+    /// prefetcher delivers, 9.9 against 22 GB/s), and the rows a few KiB ahead are prefetched as they go (see
+    /// <see cref="CacheHints.StreamAheadRows"/> and <see cref="CacheHints.Float32KeyAheadRows"/>). <paramref name="keyStride"/> counts elements.
     /// </summary>
     private static void DotRow<TLoad>(float* query, int d, byte* keys, nint keyStride, int count, float* scores, float* scales = null)
         where TLoad : IElementLoader
     {
         nint rowBytes = keyStride * TLoad.Size;
-        nint ahead = CacheHints.StreamAheadRows(d * TLoad.Size) * rowBytes;
+        nint ahead = (TLoad.Size == 4 ? CacheHints.Float32KeyAheadRows(d * 4) : CacheHints.StreamAheadRows(d * TLoad.Size)) * rowBytes;
         int j = 0;
         for (; j + 4 <= count; j += 4)
         {
@@ -374,6 +375,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             }
             else
             {
+                if (TLoad.Size == 4)
+                {
+                    for (int i = 0; i < 4; i++) CacheHints.PrefetchLines(k0 + i * rowBytes + ahead, d * 4);
+                }
                 TOps.StoreSums4(DotPartial<TLoad>(query, k0, d), DotPartial<TLoad>(query, k0 + rowBytes, d),
                     DotPartial<TLoad>(query, k0 + 2 * rowBytes, d), DotPartial<TLoad>(query, k0 + 3 * rowBytes, d), scores + j);
             }
