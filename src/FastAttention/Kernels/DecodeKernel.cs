@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using FastAttention.Buffers;
 using FastAttention.Planning;
 
@@ -63,9 +65,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
             // fp32 rows of the slice (read in place, or widened into staging); unused when inPlace. A group of query
             // rows that all see the same keys (one query position, no tensor mask or bias: grouped-query decode over a
-            // Half or int8 cache) widens its keys and values a chunk at a time instead, into the start of the staging
-            // area, where they are read again from L1 (null here: see DotScoresWidened); the whole slice widened at
-            // once (megabytes) went out to L3 and back, and made that decode slower than on fp32 inputs.
+            // Half or int8 cache) reads its keys and values a chunk at a time instead (null here: see DotScoresWidened):
+            // Half rows as their bits inside the 4-row tiles, int8 rows widened into the start of the staging area and
+            // read again from L1. The whole slice widened at once (megabytes) went out to L3 and back, and made that
+            // decode slower than on fp32 inputs.
             float* keys, values;
             nint keyStride, valueStride;
             bool chunked = staging != null && queries == 1 && group % Rows == 0 && args.Mask == null && args.Bias == null;
@@ -218,31 +221,77 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     /// <summary>
     /// <see cref="DotScores"/> over key rows [from, to) of the slice starting at <paramref name="start"/>, stored in a
-    /// narrower type: widened <see cref="WidenChunk"/> rows at a time into <paramref name="buffer"/> and scored from
-    /// there. Each key's score is computed alone, and the chunks are whole 4-key blocks but the last, so the scores
-    /// are those of the slice widened whole.
+    /// narrower type, <see cref="WidenChunk"/> rows at a time: Half rows read in the tile where they can be (see
+    /// <see cref="ReadsHalvesInTiles"/>), the others widened into <paramref name="buffer"/> and scored from there. Each
+    /// key's score is computed alone, the same way either way, so the scores are those of the slice widened whole.
     /// </summary>
+    [SkipLocalsInit]
     private static void DotScoresWidened(in Operand key, int b, int kvh, int start, float* query, int d, int from, int to, float* scores, int scoreStride, float* buffer)
     {
         int chunk = WidenChunk(d);
+        // Half rows of finite values go straight into the tile as their bits, against the 4 query rows times 2¹¹² (see
+        // HalfBitsLoader: the same products, so the same bits as the widened rows), one scan per chunk for ±∞ and NaN
+        // first (a chunk that has one is widened as before); no widened copy written and read back.
+        bool inTiles = ReadsHalvesInTiles(key, d);
+        float* rebiased = stackalloc float[inTiles ? Rows * d : 0];
+        inTiles = inTiles && Rebias(query, rebiased, Rows * d);
+        nint rowBytes = key.RowStride * 2;
         for (int x = from; x < to; x += chunk)
         {
-            int n = Math.Min(chunk, to - x);
-            ElementConversion<TVec, TOps>.WidenRows(key, b, kvh, start + x, n, d, buffer, d);
-            DotScores(query, d, buffer, d, n, scores + x, scoreStride);
+            int n = Math.Min(chunk, to - x), whole = inTiles ? n - n % 4 : 0;
+            byte* rows = key.Row(b, kvh, start + x);
+            if (whole > 0 && ElementConversion<TVec, TOps>.AllHalvesFinite(rows, key.RowStride, whole, d))
+            {
+                nint ahead = x + 2 * chunk <= to ? chunk * rowBytes : 0; // the next chunk's rows, as long as there is one
+                for (int j = 0; j < whole; j += 4) DotBlock<HalfBitsLoader>(rebiased, d, rows + j * rowBytes, rowBytes, scores + x + j, scoreStride, ahead);
+            }
+            else
+            {
+                whole = 0;
+            }
+            if (whole == n) continue;
+            ElementConversion<TVec, TOps>.WidenRows(key, b, kvh, start + x + whole, n - whole, d, buffer, d);
+            DotScores(query, d, buffer, d, n - whole, scores + x + whole, scoreStride);
         }
     }
 
     /// <summary>
-    /// The 4-row weighted sum over value rows [from, to) stored in a narrower type, widened a chunk at a time into
-    /// <paramref name="buffer"/>: the same sums, key by key in order, as over the slice widened whole.
+    /// Whether the 4-row tiles read rows of <paramref name="tensor"/> of <paramref name="columns"/> elements as half
+    /// bits in place: IEEE halves, whole vectors per row, on a CPU with 32 vector registers (the tiles' 16 accumulators,
+    /// 4 loaded vectors and their widening), rows an even number of halves apart (the value tile steps in floats).
     /// </summary>
+    private static bool ReadsHalvesInTiles(in Operand tensor, int columns) =>
+        tensor.Type == ElementType.Float16 && Avx512F.IsSupported && columns % (4 * TOps.Count) == 0 && columns <= MaxTileHalfColumns && tensor.RowStride % 2 == 0;
+
+    // Head sizes up to which the 4-row tiles read half rows in place (the rebiased query rows are on the stack).
+    private const int MaxTileHalfColumns = 256;
+
+    /// <summary>
+    /// The 4-row weighted sum over value rows [from, to) stored in a narrower type, a chunk at a time: Half rows read in
+    /// the tile where they can be, the others widened into <paramref name="buffer"/>; the same sums, key by key in
+    /// order, as over the slice widened whole.
+    /// </summary>
+    [SkipLocalsInit]
     private static void AccumulateWidened(in Operand value, int b, int kvh, int start, float* output, int dv, float* weights, int weightStride, int from, int to, float* buffer)
     {
         int chunk = WidenChunk(dv);
+        // As in DotScoresWidened: finite half rows read in the tile as their bits, the chunk's weights (at most 1)
+        // times 2¹¹² in a copy (the same products, so the same sums as over the widened rows).
+        bool inTiles = ReadsHalvesInTiles(value, dv);
+        float* rebiased = stackalloc float[inTiles ? Rows * chunk : 0];
+        nint rowBytes = value.RowStride * 2;
         for (int x = from; x < to; x += chunk)
         {
             int n = Math.Min(chunk, to - x);
+            byte* rows = value.Row(b, kvh, start + x);
+            if (inTiles && ElementConversion<TVec, TOps>.AllHalvesFinite(rows, value.RowStride, n, dv))
+            {
+                for (int r = 0; r < Rows; r++)
+                    TensorPrimitives.Multiply(new ReadOnlySpan<float>(weights + r * weightStride + x, n), HalfBitsLoader.Rebias, new Span<float>(rebiased + r * chunk, n));
+                nint ahead = x + 2 * chunk <= to ? chunk * rowBytes : 0;
+                MicroKernels<TVec, TOps>.AccumulateHalfBits(output, dv, rebiased, chunk, rows, rowBytes, n, ahead);
+                continue;
+            }
             ElementConversion<TVec, TOps>.WidenRows(value, b, kvh, start + x, n, dv, buffer, dv);
             MicroKernels<TVec, TOps>.Accumulate(output, dv, weights + x, weightStride, buffer, dv, n);
         }
@@ -725,10 +774,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             for (; j + chunk <= count; j += chunk)
             {
                 nint ahead = j + 2 * chunk <= count ? chunk * keyStride : 0; // the next chunk's rows, as long as there is one
-                for (int x = j; x < j + chunk; x += 4) DotBlock(query, d, keys + x * keyStride, keyStride, scores + x, scoreStride, ahead);
+                for (int x = j; x < j + chunk; x += 4) DotBlock<Float32Loader>(query, d, (byte*)(keys + x * keyStride), keyStride * sizeof(float), scores + x, scoreStride, ahead * sizeof(float));
             }
         }
-        for (; j + 4 <= count; j += 4) DotBlock(query, d, keys + j * keyStride, keyStride, scores + j, scoreStride);
+        for (; j + 4 <= count; j += 4) DotBlock<Float32Loader>(query, d, (byte*)(keys + j * keyStride), keyStride * sizeof(float), scores + j, scoreStride);
         for (; j < count; j++) DotColumn(query, d, keys + j * keyStride, scores + j, scoreStride);
     }
 
@@ -744,21 +793,26 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     /// <summary>
     /// The 4 rows × 4 keys block: per step, one vector of each of the 4 key rows and of each of the 4 query rows,
-    /// 16 FMAs into 16 accumulators, then the four lane reductions of a row at once.
+    /// 16 FMAs into 16 accumulators, then the four lane reductions of a row at once. <paramref name="k0"/> is the first
+    /// of 4 key rows <paramref name="rowBytes"/> apart, stored as <typeparamref name="TLoad"/>: fp32, or IEEE half bits
+    /// (<see cref="HalfBitsLoader"/>, against query rows that carry 2¹¹², finite rows whose head size is whole vectors).
+    /// A nonzero <paramref name="prefetchAhead"/> (bytes) prefetches a line of each row that far on per 64 bytes read.
     /// </summary>
-    private static void DotBlock(float* query, int d, float* k0, nint keyStride, float* scores, int scoreStride, nint prefetchAhead = 0)
+    private static void DotBlock<TLoad>(float* query, int d, byte* k0, nint rowBytes, float* scores, int scoreStride, nint prefetchAhead = 0)
+        where TLoad : IElementLoader
     {
-        int w = TOps.Count, vectorEnd = d - d % w;
+        Debug.Assert(typeof(TLoad) == typeof(Float32Loader) || (typeof(TLoad) == typeof(HalfBitsLoader) && d % TOps.Count == 0));
+        int w = TOps.Count, vectorEnd = d - d % w, size = TLoad.Size;
         float* q0 = query, q1 = query + d, q2 = query + 2 * d, q3 = query + 3 * d;
-        float* k1 = k0 + keyStride, k2 = k1 + keyStride, k3 = k2 + keyStride;
+        byte* k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
         TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero, a03 = TOps.Zero;
         TVec a10 = TOps.Zero, a11 = TOps.Zero, a12 = TOps.Zero, a13 = TOps.Zero;
         TVec a20 = TOps.Zero, a21 = TOps.Zero, a22 = TOps.Zero, a23 = TOps.Zero;
         TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero, a33 = TOps.Zero;
         for (int t = 0; t < vectorEnd; t += w)
         {
-            if (prefetchAhead != 0 && (t & 15) == 0) CacheHints.PrefetchLine4(k0 + t + prefetchAhead, keyStride * sizeof(float)); // a line (16 floats) of each key row
-            TVec x0 = TOps.Load(k0 + t), x1 = TOps.Load(k1 + t), x2 = TOps.Load(k2 + t), x3 = TOps.Load(k3 + t);
+            if (prefetchAhead != 0 && ((t * size) & 63) == 0) CacheHints.PrefetchLine4(k0 + t * size + prefetchAhead, rowBytes); // a line of each key row
+            TVec x0 = KeyVector<TLoad>(k0 + t * size), x1 = KeyVector<TLoad>(k1 + t * size), x2 = KeyVector<TLoad>(k2 + t * size), x3 = KeyVector<TLoad>(k3 + t * size);
             TVec q = TOps.Load(q0 + t);
             a00 = TOps.MultiplyAdd(q, x0, a00); a01 = TOps.MultiplyAdd(q, x1, a01); a02 = TOps.MultiplyAdd(q, x2, a02); a03 = TOps.MultiplyAdd(q, x3, a03);
             q = TOps.Load(q1 + t);
@@ -768,9 +822,14 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             q = TOps.Load(q3 + t);
             a30 = TOps.MultiplyAdd(q, x0, a30); a31 = TOps.MultiplyAdd(q, x1, a31); a32 = TOps.MultiplyAdd(q, x2, a32); a33 = TOps.MultiplyAdd(q, x3, a33);
         }
-        StoreBlock(query, d, k0, keyStride, vectorEnd, scores, scoreStride,
+        StoreBlock(query, d, (float*)k0, rowBytes / sizeof(float), vectorEnd, scores, scoreStride, // a tail only for fp32 rows
             a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
     }
+
+    /// <summary>One vector of a key row for <see cref="DotBlock{TLoad}"/>: fp32 in one load, half bits widened.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec KeyVector<TLoad>(byte* source) where TLoad : IElementLoader =>
+        typeof(TLoad) == typeof(Float32Loader) ? TOps.Load((float*)source) : TLoad.Load<TVec, TOps>(source, TOps.Zero);
 
     /// <summary>The four lane reductions of each row of a 4 × 4 block, then the scalar tail of the head size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

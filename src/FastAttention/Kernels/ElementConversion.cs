@@ -15,6 +15,13 @@ internal static unsafe class ElementConversion<TVec, TOps>
     /// <summary>Rows <paramref name="firstRow"/>.. of (b, h), <paramref name="columns"/> elements each, into fp32 rows <paramref name="destinationStride"/> apart.</summary>
     public static void WidenRows(in Operand source, int b, int h, int firstRow, int rows, int columns, float* destination, nint destinationStride)
     {
+        if (source.Scales == null && source.RowStride == columns && destinationStride == columns)
+        {
+            // Dense rows without scales (Half, BFloat16): one run of rows × columns elements, one scan for ±∞ and NaN
+            // and one loop, not a call, a scan and a loop per row (prefill L2048d64 with Half K and V: 0.99× the time).
+            Widen(source.Type, source.Row(b, h, firstRow), destination, rows * columns, 1f);
+            return;
+        }
         for (int r = 0; r < rows; r++)
             Widen(source.Type, source.Row(b, h, firstRow + r), destination + r * destinationStride, columns, source.Scale(b, h, firstRow + r));
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 
@@ -37,8 +38,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
             // 32 vector registers: 4 rows × 4 key vectors (16 accumulators), each query broadcast feeding 4 FMAs. The
             // P·V tile computes the same sums: rows of Q against rows of Kᵀ, from zero, in order of the head size.
             for (; j + 4 * w <= columns; j += 4 * w) {
-                if (rowMax == null) AccumulateColumns4<Yes, No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize);
-                else AccumulateColumns4<Yes, No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, rowMax: rowMax);
+                if (rowMax == null) AccumulateColumns4<Yes, No, No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize);
+                else AccumulateColumns4<Yes, No, Yes, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, rowMax: rowMax);
             }
         }
         for (; j + 3 * w <= columns; j += 3 * w)
@@ -95,8 +96,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
     {
         if (Avx512F.IsSupported && columns == 4 * TOps.Count)
         {
-            if (rowMax == null) AccumulateColumns4<Yes, No, No>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize);
-            else AccumulateColumns4<Yes, No, Yes>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize, rowMax: rowMax);
+            if (rowMax == null) AccumulateColumns4<Yes, No, No, No>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize);
+            else AccumulateColumns4<Yes, No, Yes, No>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize, rowMax: rowMax);
             return;
         }
         Scores(query, queryStride, headSize, keysT, keyStride, scores, scoreStride, columns, rowMax);
@@ -166,11 +167,11 @@ internal static unsafe class MicroKernels<TVec, TOps>
             {
                 if (prefetchAhead != 0)
                 {
-                    if (fresh) AccumulateColumns4<Yes, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
-                    else AccumulateColumns4<No, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
+                    if (fresh) AccumulateColumns4<Yes, Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
+                    else AccumulateColumns4<No, Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
                 }
-                else if (fresh) AccumulateColumns4<Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
-                else AccumulateColumns4<No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
+                else if (fresh) AccumulateColumns4<Yes, No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
+                else AccumulateColumns4<No, No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
             }
         }
         for (; c + 3 * w <= columns; c += 3 * w)
@@ -240,12 +241,14 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// <typeparam name="TFresh">Sums start from zero instead of the output's contents.</typeparam>
     /// <typeparam name="TPrefetch">Prefetch <paramref name="prefetchAhead"/> floats past each value row.</typeparam>
     /// <typeparam name="TMax">Fold each row's maximum into <paramref name="rowMax"/>, as <see cref="Scores"/> describes.</typeparam>
+    /// <typeparam name="THalfBits">The value rows are finite IEEE halves read as their bits (see <see cref="AccumulateHalfBits"/>), the row stride in floats.</typeparam>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns4<TFresh, TPrefetch, TMax>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count,
+    private static void AccumulateColumns4<TFresh, TPrefetch, TMax, THalfBits>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count,
         nint prefetchAhead = 0, float* rowMax = null)
         where TFresh : struct, IFlag
         where TPrefetch : struct, IFlag
         where TMax : struct, IFlag
+        where THalfBits : struct, IFlag
     {
         bool fresh = TFresh.On;
         int w = TOps.Count;
@@ -261,9 +264,20 @@ internal static unsafe class MicroKernels<TVec, TOps>
             if (TPrefetch.On)
             {
                 float* ahead = v + prefetchAhead;
-                CacheHints.PrefetchLines((byte*)ahead, 4 * w * sizeof(float)); // the row's 4 vectors, unrolled
+                CacheHints.PrefetchLines((byte*)ahead, 4 * w * (THalfBits.On ? sizeof(short) : sizeof(float))); // the row's 4 vectors, unrolled
             }
-            TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = TOps.Load(v + 2 * w), v3 = TOps.Load(v + 3 * w);
+            TVec v0, v1, v2, v3;
+            if (THalfBits.On)
+            {
+                TOps.LoadInt16BitsPair((short*)v, out v0, out v1);
+                TOps.LoadInt16BitsPair((short*)v + 2 * w, out v2, out v3);
+                v0 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v0); v1 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v1);
+                v2 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v2); v3 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v3);
+            }
+            else
+            {
+                v0 = TOps.Load(v); v1 = TOps.Load(v + w); v2 = TOps.Load(v + 2 * w); v3 = TOps.Load(v + 3 * w);
+            }
             TVec b = TOps.Create(p0[j]);
             a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01); a02 = TOps.MultiplyAdd(b, v2, a02); a03 = TOps.MultiplyAdd(b, v3, a03);
             b = TOps.Create(p1[j]);
@@ -421,6 +435,26 @@ internal static unsafe class MicroKernels<TVec, TOps>
             byte* rest = value + c * 2;
             if (ElementConversion<TVec, TOps>.AllHalvesFinite(rest, valueStride, count, columns - c)) AccumulateRow<HalfBitsLoader>(output + c, columns - c, rebiasedWeights, rest, valueStride, count);
             else AccumulateRow<HalfLoader>(output + c, columns - c, weights, rest, valueStride, count);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Accumulate(float*, int, float*, int, float*, nint, int, bool, nint)"/> for 4 rows over finite IEEE half
+    /// value rows read as their bits (<see cref="HalfBitsLoader"/>, <paramref name="rowBytes"/> apart, a multiple of 4),
+    /// against weights that carry 2¹¹²: the same products, in the same order per element, as over the widened rows.
+    /// <paramref name="columns"/> is whole 4-vector panels, on a CPU with 32 vector registers. A nonzero
+    /// <paramref name="prefetchAhead"/> (bytes, a multiple of 4) prefetches the value rows that far on, a line per line read.
+    /// </summary>
+    public static void AccumulateHalfBits(float* output, int columns, float* weights, int weightStride, byte* value, nint rowBytes, int count, nint prefetchAhead)
+    {
+        int w = TOps.Count;
+        Debug.Assert(Avx512F.IsSupported && columns % (4 * w) == 0 && rowBytes % sizeof(float) == 0);
+        // The tile walks rows in floats: a half row part is reinterpreted, its stride and the prefetch distance in floats.
+        for (int c = 0; c < columns; c += 4 * w)
+        {
+            float* part = (float*)(value + c * sizeof(short));
+            if (prefetchAhead != 0) AccumulateColumns4<No, Yes, No, Yes>(output + c, columns, weights, weightStride, part, rowBytes / sizeof(float), count, prefetchAhead / sizeof(float));
+            else AccumulateColumns4<No, No, No, Yes>(output + c, columns, weights, weightStride, part, rowBytes / sizeof(float), count);
         }
     }
 
