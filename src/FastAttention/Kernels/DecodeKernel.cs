@@ -66,8 +66,8 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             // fp32 rows of the slice (read in place, or widened into staging); unused when inPlace. A group of query
             // rows that all see the same keys (one query position, no tensor mask or bias: grouped-query decode over a
             // Half or int8 cache) reads its keys and values a chunk at a time instead (null here: see DotScoresWidened):
-            // Half rows as their bits inside the 4-row tiles, int8 rows widened into the start of the staging area and
-            // read again from L1. The whole slice widened at once (megabytes) went out to L3 and back, and made that
+            // Half and int8 rows inside the 4-row tiles, or (where they cannot be) widened into the start of the
+            // staging area and read again from L1. The whole slice widened at once (megabytes) went out to L3 and back, and made that
             // decode slower than on fp32 inputs.
             float* keys, values;
             nint keyStride, valueStride;
@@ -221,28 +221,34 @@ internal static unsafe class DecodeKernel<TVec, TOps>
 
     /// <summary>
     /// <see cref="DotScores"/> over key rows [from, to) of the slice starting at <paramref name="start"/>, stored in a
-    /// narrower type, <see cref="WidenChunk"/> rows at a time: Half rows read in the tile where they can be (see
-    /// <see cref="ReadsHalvesInTiles"/>), the others widened into <paramref name="buffer"/> and scored from there. Each
+    /// narrower type, <see cref="WidenChunk"/> rows at a time: read in the tile where they can be (see
+    /// <see cref="ReadsStoredInTiles"/>), the others widened into <paramref name="buffer"/> and scored from there. Each
     /// key's score is computed alone, the same way either way, so the scores are those of the slice widened whole.
     /// </summary>
     [SkipLocalsInit]
     private static void DotScoresWidened(in Operand key, int b, int kvh, int start, float* query, int d, int from, int to, float* scores, int scoreStride, float* buffer)
     {
         int chunk = WidenChunk(d);
-        // Half rows of finite values go straight into the tile as their bits, against the 4 query rows times 2¹¹² (see
-        // HalfBitsLoader: the same products, so the same bits as the widened rows), one scan per chunk for ±∞ and NaN
-        // first (a chunk that has one is widened as before); no widened copy written and read back.
-        bool inTiles = ReadsHalvesInTiles(key, d);
-        float* rebiased = stackalloc float[inTiles ? Rows * d : 0];
-        inTiles = inTiles && Rebias(query, rebiased, Rows * d);
-        nint rowBytes = key.RowStride * 2;
+        // Rows go straight into the tile where they can (see ReadsStoredInTiles), with nothing written and read back:
+        // int8 times each row's scale, as the widened copy has it; Half as its bits against the 4 query rows times 2¹¹²
+        // (see HalfBitsLoader: the same products, so the same bits), after one scan per chunk for ±∞ and NaN (a chunk
+        // that has one is widened as before).
+        bool inTiles = ReadsStoredInTiles(key, d), halves = key.Type == ElementType.Float16;
+        float* rebiased = stackalloc float[inTiles && halves ? Rows * d : 0];
+        if (inTiles && halves) inTiles = Rebias(query, rebiased, Rows * d);
+        nint rowBytes = key.RowStride * Operand.ElementSize(key.Type);
         for (int x = from; x < to; x += chunk)
         {
             int n = Math.Min(chunk, to - x), whole = inTiles ? n - n % 4 : 0;
             byte* rows = key.Row(b, kvh, start + x);
-            if (whole > 0 && ElementConversion<TVec, TOps>.AllHalvesFinite(rows, key.RowStride, whole, d))
+            nint ahead = x + 2 * chunk <= to ? chunk * rowBytes : 0; // the next chunk's rows, as long as there is one
+            if (whole > 0 && !halves)
             {
-                nint ahead = x + 2 * chunk <= to ? chunk * rowBytes : 0; // the next chunk's rows, as long as there is one
+                float* scales = RowScales(key, b, kvh, start + x);
+                for (int j = 0; j < whole; j += 4) DotBlock<Int8Loader>(query, d, rows + j * rowBytes, rowBytes, scores + x + j, scoreStride, ahead, scales + j);
+            }
+            else if (whole > 0 && ElementConversion<TVec, TOps>.AllHalvesFinite(rows, key.RowStride, whole, d))
+            {
                 for (int j = 0; j < whole; j += 4) DotBlock<HalfBitsLoader>(rebiased, d, rows + j * rowBytes, rowBytes, scores + x + j, scoreStride, ahead);
             }
             else
@@ -256,40 +262,47 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     }
 
     /// <summary>
-    /// Whether the 4-row tiles read rows of <paramref name="tensor"/> of <paramref name="columns"/> elements as half
-    /// bits in place: IEEE halves, whole vectors per row, on a CPU with 32 vector registers (the tiles' 16 accumulators,
-    /// 4 loaded vectors and their widening), rows an even number of halves apart (the value tile steps in floats).
+    /// Whether the 4-row tiles read rows of <paramref name="tensor"/> of <paramref name="columns"/> elements in place:
+    /// IEEE halves or int8, whole 4-vector panels per row, on a CPU with 32 vector registers (the tiles' 16
+    /// accumulators, 4 loaded vectors and their widening), rows a whole number of floats apart (the value tile steps in
+    /// floats).
     /// </summary>
-    private static bool ReadsHalvesInTiles(in Operand tensor, int columns) =>
-        tensor.Type == ElementType.Float16 && Avx512F.IsSupported && columns % (4 * TOps.Count) == 0 && columns <= MaxTileHalfColumns && tensor.RowStride % 2 == 0;
+    private static bool ReadsStoredInTiles(in Operand tensor, int columns) =>
+        tensor.Type is ElementType.Float16 or ElementType.Int8 && Avx512F.IsSupported && columns % (4 * TOps.Count) == 0 && columns <= MaxTileHalfColumns
+        && tensor.RowStride * Operand.ElementSize(tensor.Type) % sizeof(float) == 0;
 
-    // Head sizes up to which the 4-row tiles read half rows in place (the rebiased query rows are on the stack).
+    // Head sizes up to which the 4-row tiles read stored rows in place (the rebiased Half query rows are on the stack).
     private const int MaxTileHalfColumns = 256;
 
     /// <summary>
-    /// The 4-row weighted sum over value rows [from, to) stored in a narrower type, a chunk at a time: Half rows read in
-    /// the tile where they can be, the others widened into <paramref name="buffer"/>; the same sums, key by key in
+    /// The 4-row weighted sum over value rows [from, to) stored in a narrower type, a chunk at a time: read in the tile
+    /// where they can be, the others widened into <paramref name="buffer"/>; the same sums, key by key in
     /// order, as over the slice widened whole.
     /// </summary>
     [SkipLocalsInit]
     private static void AccumulateWidened(in Operand value, int b, int kvh, int start, float* output, int dv, float* weights, int weightStride, int from, int to, float* buffer)
     {
         int chunk = WidenChunk(dv);
-        // As in DotScoresWidened: finite half rows read in the tile as their bits, the chunk's weights (at most 1)
-        // times 2¹¹² in a copy (the same products, so the same sums as over the widened rows).
-        bool inTiles = ReadsHalvesInTiles(value, dv);
-        float* rebiased = stackalloc float[inTiles ? Rows * chunk : 0];
-        nint rowBytes = value.RowStride * 2;
+        // As in DotScoresWidened: int8 rows read in the tile times their scales; finite Half rows as their bits, the
+        // chunk's weights (at most 1) times 2¹¹² in a copy (the same products, so the same sums as over the widened rows).
+        bool inTiles = ReadsStoredInTiles(value, dv), halves = value.Type == ElementType.Float16;
+        float* rebiased = stackalloc float[inTiles && halves ? Rows * chunk : 0];
+        nint rowBytes = value.RowStride * Operand.ElementSize(value.Type);
         for (int x = from; x < to; x += chunk)
         {
             int n = Math.Min(chunk, to - x);
             byte* rows = value.Row(b, kvh, start + x);
+            nint ahead = x + 2 * chunk <= to ? chunk * rowBytes : 0;
+            if (inTiles && !halves)
+            {
+                MicroKernels<TVec, TOps>.AccumulateStored<Int8Loader>(output, dv, weights + x, weightStride, rows, rowBytes, n, ahead, RowScales(value, b, kvh, start + x));
+                continue;
+            }
             if (inTiles && ElementConversion<TVec, TOps>.AllHalvesFinite(rows, value.RowStride, n, dv))
             {
                 for (int r = 0; r < Rows; r++)
                     TensorPrimitives.Multiply(new ReadOnlySpan<float>(weights + r * weightStride + x, n), HalfBitsLoader.Rebias, new Span<float>(rebiased + r * chunk, n));
-                nint ahead = x + 2 * chunk <= to ? chunk * rowBytes : 0;
-                MicroKernels<TVec, TOps>.AccumulateHalfBits(output, dv, rebiased, chunk, rows, rowBytes, n, ahead);
+                MicroKernels<TVec, TOps>.AccumulateStored<HalfBitsLoader>(output, dv, rebiased, chunk, rows, rowBytes, n, ahead);
                 continue;
             }
             ElementConversion<TVec, TOps>.WidenRows(value, b, kvh, start + x, n, dv, buffer, dv);
@@ -798,11 +811,14 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// (<see cref="HalfBitsLoader"/>, against query rows that carry 2¹¹², finite rows whose head size is whole vectors).
     /// A nonzero <paramref name="prefetchAhead"/> (bytes) prefetches a line of each row that far on per 64 bytes read.
     /// </summary>
-    private static void DotBlock<TLoad>(float* query, int d, byte* k0, nint rowBytes, float* scores, int scoreStride, nint prefetchAhead = 0)
+    private static void DotBlock<TLoad>(float* query, int d, byte* k0, nint rowBytes, float* scores, int scoreStride, nint prefetchAhead = 0, float* rowScales = null)
         where TLoad : IElementLoader
     {
-        Debug.Assert(typeof(TLoad) == typeof(Float32Loader) || (typeof(TLoad) == typeof(HalfBitsLoader) && d % TOps.Count == 0));
+        Debug.Assert(typeof(TLoad) == typeof(Float32Loader) || (d % TOps.Count == 0 && (typeof(TLoad) == typeof(HalfBitsLoader) || (typeof(TLoad) == typeof(Int8Loader) && rowScales != null))));
         int w = TOps.Count, vectorEnd = d - d % w, size = TLoad.Size;
+        // int8 rows: each row's scale multiplies its widened values, as the widened copy has them.
+        TVec c0 = TOps.Zero, c1 = TOps.Zero, c2 = TOps.Zero, c3 = TOps.Zero;
+        if (typeof(TLoad) == typeof(Int8Loader)) (c0, c1, c2, c3) = (TOps.Create(rowScales[0]), TOps.Create(rowScales[1]), TOps.Create(rowScales[2]), TOps.Create(rowScales[3]));
         float* q0 = query, q1 = query + d, q2 = query + 2 * d, q3 = query + 3 * d;
         byte* k1 = k0 + rowBytes, k2 = k1 + rowBytes, k3 = k2 + rowBytes;
         TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero, a03 = TOps.Zero;
@@ -812,7 +828,7 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         for (int t = 0; t < vectorEnd; t += w)
         {
             if (prefetchAhead != 0 && ((t * size) & 63) == 0) CacheHints.PrefetchLine4(k0 + t * size + prefetchAhead, rowBytes); // a line of each key row
-            TVec x0 = KeyVector<TLoad>(k0 + t * size), x1 = KeyVector<TLoad>(k1 + t * size), x2 = KeyVector<TLoad>(k2 + t * size), x3 = KeyVector<TLoad>(k3 + t * size);
+            TVec x0 = KeyVector<TLoad>(k0 + t * size, c0), x1 = KeyVector<TLoad>(k1 + t * size, c1), x2 = KeyVector<TLoad>(k2 + t * size, c2), x3 = KeyVector<TLoad>(k3 + t * size, c3);
             TVec q = TOps.Load(q0 + t);
             a00 = TOps.MultiplyAdd(q, x0, a00); a01 = TOps.MultiplyAdd(q, x1, a01); a02 = TOps.MultiplyAdd(q, x2, a02); a03 = TOps.MultiplyAdd(q, x3, a03);
             q = TOps.Load(q1 + t);
@@ -826,10 +842,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
     }
 
-    /// <summary>One vector of a key row for <see cref="DotBlock{TLoad}"/>: fp32 in one load, half bits widened.</summary>
+    /// <summary>One vector of a key row for <see cref="DotBlock{TLoad}"/>: fp32 in one load, half bits or int8 (times <paramref name="scale"/>) widened.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TVec KeyVector<TLoad>(byte* source) where TLoad : IElementLoader =>
-        typeof(TLoad) == typeof(Float32Loader) ? TOps.Load((float*)source) : TLoad.Load<TVec, TOps>(source, TOps.Zero);
+    private static TVec KeyVector<TLoad>(byte* source, TVec scale) where TLoad : IElementLoader =>
+        typeof(TLoad) == typeof(Float32Loader) ? TOps.Load((float*)source) : TLoad.Load<TVec, TOps>(source, scale);
 
     /// <summary>The four lane reductions of each row of a 4 × 4 block, then the scalar tail of the head size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

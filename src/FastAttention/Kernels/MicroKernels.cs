@@ -38,8 +38,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
             // 32 vector registers: 4 rows × 4 key vectors (16 accumulators), each query broadcast feeding 4 FMAs. The
             // P·V tile computes the same sums: rows of Q against rows of Kᵀ, from zero, in order of the head size.
             for (; j + 4 * w <= columns; j += 4 * w) {
-                if (rowMax == null) AccumulateColumns4<Yes, No, No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize);
-                else AccumulateColumns4<Yes, No, Yes, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, rowMax: rowMax);
+                if (rowMax == null) AccumulateColumns4<Yes, No, No, Float32Loader>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize);
+                else AccumulateColumns4<Yes, No, Yes, Float32Loader>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, rowMax: rowMax);
             }
         }
         for (; j + 3 * w <= columns; j += 3 * w)
@@ -96,8 +96,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
     {
         if (Avx512F.IsSupported && columns == 4 * TOps.Count)
         {
-            if (rowMax == null) AccumulateColumns4<Yes, No, No, No>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize);
-            else AccumulateColumns4<Yes, No, Yes, No>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize, rowMax: rowMax);
+            if (rowMax == null) AccumulateColumns4<Yes, No, No, Float32Loader>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize);
+            else AccumulateColumns4<Yes, No, Yes, Float32Loader>(scores, scoreStride, query, queryStride, keysT, keyStride, headSize, rowMax: rowMax);
             return;
         }
         Scores(query, queryStride, headSize, keysT, keyStride, scores, scoreStride, columns, rowMax);
@@ -167,11 +167,11 @@ internal static unsafe class MicroKernels<TVec, TOps>
             {
                 if (prefetchAhead != 0)
                 {
-                    if (fresh) AccumulateColumns4<Yes, Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
-                    else AccumulateColumns4<No, Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
+                    if (fresh) AccumulateColumns4<Yes, Yes, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
+                    else AccumulateColumns4<No, Yes, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
                 }
-                else if (fresh) AccumulateColumns4<Yes, No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
-                else AccumulateColumns4<No, No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count);
+                else if (fresh) AccumulateColumns4<Yes, No, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count);
+                else AccumulateColumns4<No, No, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count);
             }
         }
         for (; c + 3 * w <= columns; c += 3 * w)
@@ -241,14 +241,19 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// <typeparam name="TFresh">Sums start from zero instead of the output's contents.</typeparam>
     /// <typeparam name="TPrefetch">Prefetch <paramref name="prefetchAhead"/> floats past each value row.</typeparam>
     /// <typeparam name="TMax">Fold each row's maximum into <paramref name="rowMax"/>, as <see cref="Scores"/> describes.</typeparam>
-    /// <typeparam name="THalfBits">The value rows are finite IEEE halves read as their bits (see <see cref="AccumulateHalfBits"/>), the row stride in floats.</typeparam>
+    /// <typeparam name="TValues">
+    /// How the value rows are stored (see <see cref="AccumulateStored{TLoad}"/>): fp32 (<see cref="Float32Loader"/>),
+    /// finite IEEE halves read as their bits (<see cref="HalfBitsLoader"/>) or int8 times the row's scale in
+    /// <paramref name="rowScales"/> (<see cref="Int8Loader"/>); <paramref name="valueStride"/> and
+    /// <paramref name="prefetchAhead"/> count floats whatever the type.
+    /// </typeparam>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns4<TFresh, TPrefetch, TMax, THalfBits>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count,
-        nint prefetchAhead = 0, float* rowMax = null)
+    private static void AccumulateColumns4<TFresh, TPrefetch, TMax, TValues>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count,
+        nint prefetchAhead = 0, float* rowMax = null, float* rowScales = null)
         where TFresh : struct, IFlag
         where TPrefetch : struct, IFlag
         where TMax : struct, IFlag
-        where THalfBits : struct, IFlag
+        where TValues : IElementLoader
     {
         bool fresh = TFresh.On;
         int w = TOps.Count;
@@ -264,15 +269,22 @@ internal static unsafe class MicroKernels<TVec, TOps>
             if (TPrefetch.On)
             {
                 float* ahead = v + prefetchAhead;
-                CacheHints.PrefetchLines((byte*)ahead, 4 * w * (THalfBits.On ? sizeof(short) : sizeof(float))); // the row's 4 vectors, unrolled
+                CacheHints.PrefetchLines((byte*)ahead, 4 * w * TValues.Size); // the row's 4 vectors, unrolled
             }
             TVec v0, v1, v2, v3;
-            if (THalfBits.On)
+            if (typeof(TValues) == typeof(HalfBitsLoader))
             {
                 TOps.LoadInt16BitsPair((short*)v, out v0, out v1);
                 TOps.LoadInt16BitsPair((short*)v + 2 * w, out v2, out v3);
                 v0 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v0); v1 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v1);
                 v2 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v2); v3 = HalfBitsLoader.FromInt16Bits<TVec, TOps>(v3);
+            }
+            else if (typeof(TValues) == typeof(Int8Loader))
+            {
+                TVec scale = TOps.Create(rowScales[j]);
+                byte* bytes = (byte*)v;
+                v0 = Int8Loader.Load<TVec, TOps>(bytes, scale); v1 = Int8Loader.Load<TVec, TOps>(bytes + w, scale);
+                v2 = Int8Loader.Load<TVec, TOps>(bytes + 2 * w, scale); v3 = Int8Loader.Load<TVec, TOps>(bytes + 3 * w, scale);
             }
             else
             {
@@ -439,22 +451,27 @@ internal static unsafe class MicroKernels<TVec, TOps>
     }
 
     /// <summary>
-    /// <see cref="Accumulate(float*, int, float*, int, float*, nint, int, bool, nint)"/> for 4 rows over finite IEEE half
-    /// value rows read as their bits (<see cref="HalfBitsLoader"/>, <paramref name="rowBytes"/> apart, a multiple of 4),
-    /// against weights that carry 2¹¹²: the same products, in the same order per element, as over the widened rows.
-    /// <paramref name="columns"/> is whole 4-vector panels, on a CPU with 32 vector registers. A nonzero
-    /// <paramref name="prefetchAhead"/> (bytes, a multiple of 4) prefetches the value rows that far on, a line per line read.
+    /// <see cref="Accumulate(float*, int, float*, int, float*, nint, int, bool, nint)"/> for 4 rows over value rows
+    /// stored narrower, read in the tile (<paramref name="rowBytes"/> apart, a multiple of 4): finite IEEE halves as
+    /// their bits (<see cref="HalfBitsLoader"/>) against weights that carry 2¹¹², or int8 times each row's scale in
+    /// <paramref name="rowScales"/> (<see cref="Int8Loader"/>). Either way the products, in the same order per
+    /// element, of the rows widened. <paramref name="columns"/> is whole 4-vector panels, on a CPU with 32 vector
+    /// registers. A nonzero <paramref name="prefetchAhead"/> (bytes, a multiple of 4) prefetches the value rows that
+    /// far on, a line per line read.
     /// </summary>
-    public static void AccumulateHalfBits(float* output, int columns, float* weights, int weightStride, byte* value, nint rowBytes, int count, nint prefetchAhead)
+    public static void AccumulateStored<TLoad>(float* output, int columns, float* weights, int weightStride, byte* value, nint rowBytes, int count, nint prefetchAhead,
+        float* rowScales = null)
+        where TLoad : IElementLoader
     {
         int w = TOps.Count;
         Debug.Assert(Avx512F.IsSupported && columns % (4 * w) == 0 && rowBytes % sizeof(float) == 0);
-        // The tile walks rows in floats: a half row part is reinterpreted, its stride and the prefetch distance in floats.
+        Debug.Assert(typeof(TLoad) == typeof(HalfBitsLoader) || (typeof(TLoad) == typeof(Int8Loader) && rowScales != null));
+        // The tile walks rows in floats: a stored row's part is reinterpreted, its stride and the prefetch distance in floats.
         for (int c = 0; c < columns; c += 4 * w)
         {
-            float* part = (float*)(value + c * sizeof(short));
-            if (prefetchAhead != 0) AccumulateColumns4<No, Yes, No, Yes>(output + c, columns, weights, weightStride, part, rowBytes / sizeof(float), count, prefetchAhead / sizeof(float));
-            else AccumulateColumns4<No, No, No, Yes>(output + c, columns, weights, weightStride, part, rowBytes / sizeof(float), count);
+            float* part = (float*)(value + c * TLoad.Size);
+            if (prefetchAhead != 0) AccumulateColumns4<No, Yes, No, TLoad>(output + c, columns, weights, weightStride, part, rowBytes / sizeof(float), count, prefetchAhead / sizeof(float), rowScales: rowScales);
+            else AccumulateColumns4<No, No, No, TLoad>(output + c, columns, weights, weightStride, part, rowBytes / sizeof(float), count, rowScales: rowScales);
         }
     }
 

@@ -5,7 +5,7 @@ namespace FastAttention.Tests.ElementTypes;
 
 /// <summary>
 /// Grouped-query decode over Half and int8 keys and values (4 query heads per key-value head, one query position):
-/// read in the 4-row tiles as half bits or widened a chunk at a time, it must give the bits of fp32 inputs holding the
+/// read in the 4-row tiles (Half as its bits, int8 times its row scales) or widened a chunk at a time, it must give the bits of fp32 inputs holding the
 /// widened values, including when a score of −∞ from the inputs sends a slice back to being widened whole, when a
 /// chunk of values holds +∞ or NaN, and when the query rows are too large to carry the rebias.
 /// </summary>
@@ -87,12 +87,15 @@ public class GroupedDecodeTests
         Assert.Equal(poison is HalfPoison.InfinityValue or HalfPoison.NaNValue ? group : 0, poisoned);
     }
 
+    // Head sizes 64 and 128: read in the tiles on a CPU with AVX-512; 40: always widened a chunk at a time.
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public void Int8_EqualsFp32OnTheDequantizedValues(int threads)
+    [InlineData(64, 2100, 1)]
+    [InlineData(64, 2100, 2)]
+    [InlineData(128, 1703, 1)]
+    [InlineData(40, 1703, 2)]
+    public void Int8_EqualsFp32OnTheDequantizedValues(int d, int keys, int threads)
     {
-        const int kvHeads = 2, group = 8, keys = 2100, d = 64;
+        const int kvHeads = 2, group = 8;
         var random = new Random(5);
         float[] q = Fill(random, kvHeads * group * d), k = Fill(random, kvHeads * keys * d), v = Fill(random, kvHeads * keys * d);
         sbyte[] ki = new sbyte[k.Length], vi = new sbyte[v.Length];
