@@ -66,9 +66,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
             // fp32 rows of the slice (read in place, or widened into staging); unused when inPlace. A group of query
             // rows that all see the same keys (one query position, no tensor mask or bias: grouped-query decode over a
             // Half or int8 cache) reads its keys and values a chunk at a time instead (null here: see DotScoresWidened):
-            // Half and int8 rows inside the 4-row tiles, or (where they cannot be) widened into the start of the
-            // staging area and read again from L1. The whole slice widened at once (megabytes) went out to L3 and back, and made that
-            // decode slower than on fp32 inputs.
+            // inside the 4-row tiles, or (where they cannot be) widened into the start of the staging area and read
+            // again from L1. The whole slice widened at once (megabytes) went out to L3 and back, and made that decode
+            // slower than on fp32 inputs.
             float* keys, values;
             nint keyStride, valueStride;
             bool chunked = staging != null && queries == 1 && group % Rows == 0 && args.Mask == null && args.Bias == null;
@@ -268,11 +268,11 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// floats).
     /// </summary>
     private static bool ReadsStoredInTiles(in Operand tensor, int columns) =>
-        tensor.Type is ElementType.Float16 or ElementType.Int8 && Avx512F.IsSupported && columns % (4 * TOps.Count) == 0 && columns <= MaxTileHalfColumns
+        tensor.Type is ElementType.Float16 or ElementType.Int8 && Avx512F.IsSupported && columns % (4 * TOps.Count) == 0 && columns <= MaxTileStoredColumns
         && tensor.RowStride * Operand.ElementSize(tensor.Type) % sizeof(float) == 0;
 
     // Head sizes up to which the 4-row tiles read stored rows in place (the rebiased Half query rows are on the stack).
-    private const int MaxTileHalfColumns = 256;
+    private const int MaxTileStoredColumns = 256;
 
     /// <summary>
     /// The 4-row weighted sum over value rows [from, to) stored in a narrower type, a chunk at a time: read in the tile
@@ -807,8 +807,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// <summary>
     /// The 4 rows × 4 keys block: per step, one vector of each of the 4 key rows and of each of the 4 query rows,
     /// 16 FMAs into 16 accumulators, then the four lane reductions of a row at once. <paramref name="k0"/> is the first
-    /// of 4 key rows <paramref name="rowBytes"/> apart, stored as <typeparamref name="TLoad"/>: fp32, or IEEE half bits
-    /// (<see cref="HalfBitsLoader"/>, against query rows that carry 2¹¹², finite rows whose head size is whole vectors).
+    /// of 4 key rows <paramref name="rowBytes"/> apart, stored as <typeparamref name="TLoad"/>: fp32, IEEE half bits
+    /// (<see cref="HalfBitsLoader"/>, against query rows that carry 2¹¹², finite rows whose head size is whole vectors),
+    /// or int8 (<see cref="Int8Loader"/>, each row times its scale in <paramref name="rowScales"/>, whole vectors too).
     /// A nonzero <paramref name="prefetchAhead"/> (bytes) prefetches a line of each row that far on per 64 bytes read.
     /// </summary>
     private static void DotBlock<TLoad>(float* query, int d, byte* k0, nint rowBytes, float* scores, int scoreStride, nint prefetchAhead = 0, float* rowScales = null)
