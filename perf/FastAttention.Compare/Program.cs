@@ -12,7 +12,7 @@ using FastAttention.Compare;
 // one process too.
 var builds = new Argument<string[]>("builds") { Description = "Folders holding a FastAttention.dll each; the first is the baseline.", Arity = new ArgumentArity(1, 16) };
 var heads = new Option<string>("--heads") { Description = "Query heads, or a comma-separated list of counts to time each of.", DefaultValueFactory = _ => "8" };
-var kvHeads = new Option<int?>("--kv-heads") { Description = "Key-value heads (default: as many as query heads)." };
+var kvHeads = new Option<int?>("--kv-heads") { Description = "Key-value heads (default: as many as the first count of query heads)." };
 var queries = new Option<int?>("--queries") { Description = "Query rows (default: as many as keys)." };
 var keys = new Option<int>("--keys") { Description = "Keys.", DefaultValueFactory = _ => 2048 };
 var headSize = new Option<int>("--head-size") { Description = "Head size.", DefaultValueFactory = _ => 64 };
