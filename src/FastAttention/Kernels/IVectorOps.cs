@@ -357,8 +357,13 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     public static Vector256<float> Pow2(Vector256<float> n) =>
         Vector256.ShiftLeft(Vector256.ConvertToInt32Native(n) + Vector256.Create(127), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> ScaleByPow2(Vector256<float> p, Vector256<float> n) =>
-        Avx512F.VL.IsSupported ? Avx512F.VL.Scale(p, n) : VectorMath.ScaleByPow2Exactly<Vector256<float>, Vector256Ops>(p, n);
+    public static Vector256<float> ScaleByPow2(Vector256<float> p, Vector256<float> n)
+    {
+        if (Avx512F.VL.IsSupported) return Avx512F.VL.Scale(p, n);
+        Vector256<int> exponent = Vector256.ConvertToInt32Native(n);
+        if (Vector256.GreaterThanAny((exponent + Vector256.Create(125)).AsUInt32(), Vector256.Create(252u))) return VectorMath.ScaleByPow2Exactly<Vector256<float>, Vector256Ops>(p, n);
+        return (p.AsInt32() + Vector256.ShiftLeft(exponent, 23)).AsSingle();
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> SelectLess(Vector256<float> x, Vector256<float> edge, Vector256<float> replacement, Vector256<float> value) =>
         Vector256.ConditionalSelect(Vector256.LessThan(x, edge), replacement, value);
@@ -459,8 +464,13 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
     public static Vector128<float> Pow2(Vector128<float> n) =>
         Vector128.ShiftLeft(Vector128.ConvertToInt32Native(n) + Vector128.Create(127), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> ScaleByPow2(Vector128<float> p, Vector128<float> n) =>
-        Avx512F.VL.IsSupported ? Avx512F.VL.Scale(p, n) : VectorMath.ScaleByPow2Exactly<Vector128<float>, Vector128Ops>(p, n);
+    public static Vector128<float> ScaleByPow2(Vector128<float> p, Vector128<float> n)
+    {
+        if (Avx512F.VL.IsSupported) return Avx512F.VL.Scale(p, n);
+        Vector128<int> exponent = Vector128.ConvertToInt32Native(n);
+        if (Vector128.GreaterThanAny((exponent + Vector128.Create(125)).AsUInt32(), Vector128.Create(252u))) return VectorMath.ScaleByPow2Exactly<Vector128<float>, Vector128Ops>(p, n);
+        return (p.AsInt32() + Vector128.ShiftLeft(exponent, 23)).AsSingle();
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> SelectLess(Vector128<float> x, Vector128<float> edge, Vector128<float> replacement, Vector128<float> value) =>
         Vector128.ConditionalSelect(Vector128.LessThan(x, edge), replacement, value);
