@@ -174,7 +174,11 @@ internal static unsafe class MicroKernels<TVec, TOps>
                 else AccumulateColumns4<No, No, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count);
             }
         }
-        for (; c + 3 * w <= columns; c += 3 * w)
+        // Without AVX-512, 3-vector panels, and where that would leave a single vector (head size 128 at 8 lanes: 16 =
+        // 5·3 + 1), two 2-vector panels instead of the last 3 + 1: a single-vector pass is load-bound.
+        int vectors = columns / w, threePanelsEnd = columns;
+        if (!Avx512F.IsSupported && vectors >= 4 && vectors % 3 == 1) threePanelsEnd -= 4 * w;
+        for (; c + 3 * w <= threePanelsEnd; c += 3 * w)
         {
             TVec a00 = Start(o0 + c, fresh), a01 = Start(o0 + c + w, fresh), a02 = Start(o0 + c + 2 * w, fresh);
             TVec a10 = Start(o1 + c, fresh), a11 = Start(o1 + c + w, fresh), a12 = Start(o1 + c + 2 * w, fresh);
@@ -197,6 +201,35 @@ internal static unsafe class MicroKernels<TVec, TOps>
             TOps.Store(a10, o1 + c); TOps.Store(a11, o1 + c + w); TOps.Store(a12, o1 + c + 2 * w);
             TOps.Store(a20, o2 + c); TOps.Store(a21, o2 + c + w); TOps.Store(a22, o2 + c + 2 * w);
             TOps.Store(a30, o3 + c); TOps.Store(a31, o3 + c + w); TOps.Store(a32, o3 + c + 2 * w);
+        }
+        if (!Avx512F.IsSupported)
+        {
+            // Two column vectors left (head size 64 at 8 lanes: 3 + 3 + 2): 8 accumulators, 2 value loads and 4 broadcasts
+            // per 8 FMAs, where two single-vector passes take 2 loads and 8 broadcasts.
+            for (; c + 2 * w <= columns; c += 2 * w)
+            {
+                TVec a00 = Start(o0 + c, fresh), a01 = Start(o0 + c + w, fresh);
+                TVec a10 = Start(o1 + c, fresh), a11 = Start(o1 + c + w, fresh);
+                TVec a20 = Start(o2 + c, fresh), a21 = Start(o2 + c + w, fresh);
+                TVec a30 = Start(o3 + c, fresh), a31 = Start(o3 + c + w, fresh);
+                float* v = value + c;
+                for (int j = 0; j < count; j++, v += valueStride)
+                {
+                    TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w);
+                    TVec b = TOps.Create(p0[j]);
+                    a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01);
+                    b = TOps.Create(p1[j]);
+                    a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11);
+                    b = TOps.Create(p2[j]);
+                    a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21);
+                    b = TOps.Create(p3[j]);
+                    a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31);
+                }
+                TOps.Store(a00, o0 + c); TOps.Store(a01, o0 + c + w);
+                TOps.Store(a10, o1 + c); TOps.Store(a11, o1 + c + w);
+                TOps.Store(a20, o2 + c); TOps.Store(a21, o2 + c + w);
+                TOps.Store(a30, o3 + c); TOps.Store(a31, o3 + c + w);
+            }
         }
         for (; c + w <= columns; c += w)
         {
