@@ -207,7 +207,7 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaxMagnitude(Vector512<float> tracker, Vector512<float> x) =>
-        Avx512DQ.IsSupported ? Avx512DQ.Range(tracker, x, 0b1011) : Vector512.Max(tracker, Vector512.Abs(x)); // 11: larger magnitude, 10: sign cleared
+        Avx512DQ.IsSupported ? Avx512DQ.Range(tracker, x, 0b1011) : Vector512.MaxNative(tracker, Vector512.Abs(x)); // 11: larger magnitude, 10: sign cleared
     public static Vector512<float> Indices => Vector512<float>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaxHalfBits(Vector512<float> tracker, short* source) =>
@@ -325,7 +325,7 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MaxMagnitude(Vector256<float> tracker, Vector256<float> x) =>
-        Avx512DQ.VL.IsSupported ? Avx512DQ.VL.Range(tracker, x, 0b1011) : Vector256.Max(tracker, Vector256.Abs(x));
+        Avx512DQ.VL.IsSupported ? Avx512DQ.VL.Range(tracker, x, 0b1011) : Vector256.MaxNative(tracker, Vector256.Abs(x));
     public static Vector256<float> Indices => Vector256<float>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> MaxHalfBits(Vector256<float> tracker, short* source) =>
@@ -432,7 +432,7 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MaxMagnitude(Vector128<float> tracker, Vector128<float> x) =>
-        Avx512DQ.VL.IsSupported ? Avx512DQ.VL.Range(tracker, x, 0b1011) : Vector128.Max(tracker, Vector128.Abs(x));
+        Avx512DQ.VL.IsSupported ? Avx512DQ.VL.Range(tracker, x, 0b1011) : Vector128.MaxNative(tracker, Vector128.Abs(x));
     public static Vector128<float> Indices => Vector128<float>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> MaxHalfBits(Vector128<float> tracker, short* source) =>
