@@ -690,6 +690,16 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Int8Quad(TVec q0, TVec q1, TVec q2, TVec q3, byte* key, ref TVec even, ref TVec odd)
     {
+        if (TOps.Count < 16)
+        {
+            // Vectors of int8 narrower than a cache line (256 bits and less): each quarter widened straight from memory in
+            // one instruction, where taking it out of a register costs a shuffle or more.
+            even = TOps.MultiplyAdd(q0, TOps.LoadInt8((sbyte*)key), even);
+            odd = TOps.MultiplyAdd(q1, TOps.LoadInt8((sbyte*)key + TOps.Count), odd);
+            even = TOps.MultiplyAdd(q2, TOps.LoadInt8((sbyte*)key + 2 * TOps.Count), even);
+            odd = TOps.MultiplyAdd(q3, TOps.LoadInt8((sbyte*)key + 3 * TOps.Count), odd);
+            return;
+        }
         TVec block = TOps.LoadInt8Block((sbyte*)key);
         even = TOps.MultiplyAdd(q0, TOps.Int8Part(block, 0), even);
         odd = TOps.MultiplyAdd(q1, TOps.Int8Part(block, 1), odd);

@@ -332,14 +332,20 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
         Vector128.Max(tracker.GetLower().AsUInt16(), Vector128.ShiftLeft(Vector128.Load((ushort*)source), 1)).AsSingle().ToVector256Unsafe();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool AnyNonFiniteHalf(Vector256<float> tracker) => Vector128.GreaterThanOrEqualAny(tracker.GetLower().AsUInt16(), Vector128.Create((ushort)0xF800));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt16Bits(short* source) => Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
+    // One vpmovsxwd from memory; the portable widening is a load and a separate widen.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadInt16Bits(short* source) =>
+        Avx2.IsSupported ? Avx2.ConvertToVector256Int32(source).AsSingle() : Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadInt16BitsPair(short* source, out Vector256<float> low, out Vector256<float> high) { low = LoadInt16Bits(source); high = LoadInt16Bits(source + Vector256<float>.Count); }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8Block(sbyte* source) => Vector256.Load((float*)source);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Int8Part(Vector256<float> block, [ConstantExpected(Min = 0, Max = 3)] byte part) =>
         Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(block.AsInt64().GetElement(part)).AsSByte()).ToVector256Unsafe()));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* source) => Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(long*)source).AsSByte()).ToVector256Unsafe()));
+    // One vpmovsxbd from memory and the conversion; the portable widening went through a general register and two widens.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadInt8(sbyte* source) =>
+        Vector256.ConvertToSingle(Avx2.IsSupported ? Avx2.ConvertToVector256Int32(source) : Vector256.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(long*)source).AsSByte()).ToVector256Unsafe()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> And(Vector256<float> a, Vector256<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Or(Vector256<float> a, Vector256<float> b) => a | b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ShiftLeft(Vector256<float> x, int count) => Vector256.ShiftLeft(x.AsUInt32(), count).AsSingle();
@@ -439,14 +445,18 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
         Vector128.Max(tracker.AsUInt16(), Vector128.ShiftLeft(Vector128.CreateScalar(*(ulong*)source).AsUInt16(), 1)).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool AnyNonFiniteHalf(Vector128<float> tracker) => Vector128.GreaterThanOrEqualAny(tracker.AsUInt16(), Vector128.Create((ushort)0xF800));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt16Bits(short* source) => Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)source).AsInt16()).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadInt16Bits(short* source) =>
+        Sse41.IsSupported ? Sse41.ConvertToVector128Int32(source).AsSingle() : Vector128.WidenLower(Vector128.CreateScalar(*(ulong*)source).AsInt16()).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadInt16BitsPair(short* source, out Vector128<float> low, out Vector128<float> high) { low = LoadInt16Bits(source); high = LoadInt16Bits(source + Vector128<float>.Count); }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8Block(sbyte* source) => Vector128.Load((float*)source);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Int8Part(Vector128<float> block, [ConstantExpected(Min = 0, Max = 3)] byte part) =>
         Vector128.ConvertToSingle(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(block.AsInt32().GetElement(part)).AsSByte())));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8(sbyte* source) => Vector128.ConvertToSingle(Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(int*)source).AsSByte())));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadInt8(sbyte* source) =>
+        Vector128.ConvertToSingle(Sse41.IsSupported ? Sse41.ConvertToVector128Int32(source) : Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(int*)source).AsSByte())));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> And(Vector128<float> a, Vector128<float> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Or(Vector128<float> a, Vector128<float> b) => a | b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ShiftLeft(Vector128<float> x, int count) => Vector128.ShiftLeft(x.AsUInt32(), count).AsSingle();
