@@ -44,34 +44,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
         for (; j + 3 * w <= columns; j += 3 * w)
         {
-            TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero;
-            TVec a10 = TOps.Zero, a11 = TOps.Zero, a12 = TOps.Zero;
-            TVec a20 = TOps.Zero, a21 = TOps.Zero, a22 = TOps.Zero;
-            TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero;
-            float* k = keysT + j;
-            for (int d = 0; d < headSize; d++, k += keyStride)
-            {
-                TVec k0 = TOps.Load(k), k1 = TOps.Load(k + w), k2 = TOps.Load(k + 2 * w);
-                TVec b = TOps.Create(q0[d]);
-                a00 = TOps.MultiplyAdd(b, k0, a00); a01 = TOps.MultiplyAdd(b, k1, a01); a02 = TOps.MultiplyAdd(b, k2, a02);
-                b = TOps.Create(q1[d]);
-                a10 = TOps.MultiplyAdd(b, k0, a10); a11 = TOps.MultiplyAdd(b, k1, a11); a12 = TOps.MultiplyAdd(b, k2, a12);
-                b = TOps.Create(q2[d]);
-                a20 = TOps.MultiplyAdd(b, k0, a20); a21 = TOps.MultiplyAdd(b, k1, a21); a22 = TOps.MultiplyAdd(b, k2, a22);
-                b = TOps.Create(q3[d]);
-                a30 = TOps.MultiplyAdd(b, k0, a30); a31 = TOps.MultiplyAdd(b, k1, a31); a32 = TOps.MultiplyAdd(b, k2, a32);
-            }
-            TOps.Store(a00, s0 + j); TOps.Store(a01, s0 + j + w); TOps.Store(a02, s0 + j + 2 * w);
-            TOps.Store(a10, s1 + j); TOps.Store(a11, s1 + j + w); TOps.Store(a12, s1 + j + 2 * w);
-            TOps.Store(a20, s2 + j); TOps.Store(a21, s2 + j + w); TOps.Store(a22, s2 + j + 2 * w);
-            TOps.Store(a30, s3 + j); TOps.Store(a31, s3 + j + w); TOps.Store(a32, s3 + j + 2 * w);
-            if (rowMax != null)
-            {
-                FoldMax(rowMax, TOps.Max(TOps.Max(a00, a01), a02));
-                FoldMax(rowMax + w, TOps.Max(TOps.Max(a10, a11), a12));
-                FoldMax(rowMax + 2 * w, TOps.Max(TOps.Max(a20, a21), a22));
-                FoldMax(rowMax + 3 * w, TOps.Max(TOps.Max(a30, a31), a32));
-            }
+            if (rowMax == null) AccumulateColumns3<No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
+            else AccumulateColumns3<No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true, rowMax: rowMax);
         }
         for (; j < columns; j += w)
         {
@@ -147,9 +121,9 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// [4, columns] dense, <paramref name="weights"/> [4, weightStride], <paramref name="value"/> rows
     /// <paramref name="valueStride"/> apart. Reads exactly <paramref name="count"/> value rows. With
     /// <paramref name="fresh"/> the sums start from zero instead of the output's contents (which are not read).
-    /// A nonzero <paramref name="prefetchAhead"/> (floats) prefetches, on 32-register CPUs, the lines that many floats
-    /// past each value row's part as the row is read: value rows streamed from memory, the prefetches spread
-    /// through the FMAs instead of issued in a burst.
+    /// A nonzero <paramref name="prefetchAhead"/> (floats) prefetches the lines that many floats past each value row's
+    /// part as the row is read: value rows streamed from memory, the prefetches spread through the FMAs instead of
+    /// issued in a burst (the single-vector passes do not prefetch).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Accumulate(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count, bool fresh = false, nint prefetchAhead = 0)
@@ -180,27 +154,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
         if (!Avx512F.IsSupported && vectors >= 4 && vectors % 3 == 1) threePanelsEnd -= 4 * w;
         for (; c + 3 * w <= threePanelsEnd; c += 3 * w)
         {
-            TVec a00 = Start(o0 + c, fresh), a01 = Start(o0 + c + w, fresh), a02 = Start(o0 + c + 2 * w, fresh);
-            TVec a10 = Start(o1 + c, fresh), a11 = Start(o1 + c + w, fresh), a12 = Start(o1 + c + 2 * w, fresh);
-            TVec a20 = Start(o2 + c, fresh), a21 = Start(o2 + c + w, fresh), a22 = Start(o2 + c + 2 * w, fresh);
-            TVec a30 = Start(o3 + c, fresh), a31 = Start(o3 + c + w, fresh), a32 = Start(o3 + c + 2 * w, fresh);
-            float* v = value + c;
-            for (int j = 0; j < count; j++, v += valueStride)
-            {
-                TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = TOps.Load(v + 2 * w);
-                TVec b = TOps.Create(p0[j]);
-                a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01); a02 = TOps.MultiplyAdd(b, v2, a02);
-                b = TOps.Create(p1[j]);
-                a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11); a12 = TOps.MultiplyAdd(b, v2, a12);
-                b = TOps.Create(p2[j]);
-                a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21); a22 = TOps.MultiplyAdd(b, v2, a22);
-                b = TOps.Create(p3[j]);
-                a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31); a32 = TOps.MultiplyAdd(b, v2, a32);
-            }
-            TOps.Store(a00, o0 + c); TOps.Store(a01, o0 + c + w); TOps.Store(a02, o0 + c + 2 * w);
-            TOps.Store(a10, o1 + c); TOps.Store(a11, o1 + c + w); TOps.Store(a12, o1 + c + 2 * w);
-            TOps.Store(a20, o2 + c); TOps.Store(a21, o2 + c + w); TOps.Store(a22, o2 + c + 2 * w);
-            TOps.Store(a30, o3 + c); TOps.Store(a31, o3 + c + w); TOps.Store(a32, o3 + c + 2 * w);
+            if (prefetchAhead != 0) AccumulateColumns3<Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
+            else AccumulateColumns3<No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
         }
         if (!Avx512F.IsSupported)
         {
@@ -208,27 +163,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
             // per 8 FMAs, where two single-vector passes take 2 loads and 8 broadcasts.
             for (; c + 2 * w <= columns; c += 2 * w)
             {
-                TVec a00 = Start(o0 + c, fresh), a01 = Start(o0 + c + w, fresh);
-                TVec a10 = Start(o1 + c, fresh), a11 = Start(o1 + c + w, fresh);
-                TVec a20 = Start(o2 + c, fresh), a21 = Start(o2 + c + w, fresh);
-                TVec a30 = Start(o3 + c, fresh), a31 = Start(o3 + c + w, fresh);
-                float* v = value + c;
-                for (int j = 0; j < count; j++, v += valueStride)
-                {
-                    TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w);
-                    TVec b = TOps.Create(p0[j]);
-                    a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01);
-                    b = TOps.Create(p1[j]);
-                    a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11);
-                    b = TOps.Create(p2[j]);
-                    a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21);
-                    b = TOps.Create(p3[j]);
-                    a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31);
-                }
-                TOps.Store(a00, o0 + c); TOps.Store(a01, o0 + c + w);
-                TOps.Store(a10, o1 + c); TOps.Store(a11, o1 + c + w);
-                TOps.Store(a20, o2 + c); TOps.Store(a21, o2 + c + w);
-                TOps.Store(a30, o3 + c); TOps.Store(a31, o3 + c + w);
+                if (prefetchAhead != 0) AccumulateColumns2<Yes>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
+                else AccumulateColumns2<No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
             }
         }
         for (; c + w <= columns; c += w)
@@ -259,6 +195,89 @@ internal static unsafe class MicroKernels<TVec, TOps>
             }
             o0[c] = a0; o1[c] = a1; o2[c] = a2; o3[c] = a3;
         }
+    }
+
+    /// <summary>
+    /// The 4 rows × 3 column vectors of <see cref="Accumulate"/> at <paramref name="output"/> (rows
+    /// <paramref name="outputStride"/> apart): 12 accumulators, per key 3 value loads and 4 broadcasts for 12 FMAs.
+    /// </summary>
+    /// <typeparam name="TPrefetch">
+    /// Prefetch the panel's part of the value row <paramref name="prefetchAhead"/> floats on as each row is read (value
+    /// rows streamed from memory: decode for a group of query heads). Its own instantiation, so that the prefill's loop
+    /// tests nothing (a test of a zero distance per key cost it 2 %).
+    /// </typeparam>
+    /// <typeparam name="TMax">Fold each row's maximum into <paramref name="rowMax"/>, as <see cref="Scores"/> describes (which runs this tile with query rows as the weights and rows of Kᵀ as the values).</typeparam>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateColumns3<TPrefetch, TMax>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh,
+        nint prefetchAhead = 0, float* rowMax = null)
+        where TPrefetch : struct, IFlag
+        where TMax : struct, IFlag
+    {
+        int w = TOps.Count;
+        float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
+        float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
+        TVec a00 = Start(o0, fresh), a01 = Start(o0 + w, fresh), a02 = Start(o0 + 2 * w, fresh);
+        TVec a10 = Start(o1, fresh), a11 = Start(o1 + w, fresh), a12 = Start(o1 + 2 * w, fresh);
+        TVec a20 = Start(o2, fresh), a21 = Start(o2 + w, fresh), a22 = Start(o2 + 2 * w, fresh);
+        TVec a30 = Start(o3, fresh), a31 = Start(o3 + w, fresh), a32 = Start(o3 + 2 * w, fresh);
+        float* v = value;
+        for (int j = 0; j < count; j++, v += valueStride)
+        {
+            if (TPrefetch.On) CacheHints.Prefetch(v + prefetchAhead, 3 * w * sizeof(float));
+            TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = TOps.Load(v + 2 * w);
+            TVec b = TOps.Create(p0[j]);
+            a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01); a02 = TOps.MultiplyAdd(b, v2, a02);
+            b = TOps.Create(p1[j]);
+            a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11); a12 = TOps.MultiplyAdd(b, v2, a12);
+            b = TOps.Create(p2[j]);
+            a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21); a22 = TOps.MultiplyAdd(b, v2, a22);
+            b = TOps.Create(p3[j]);
+            a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31); a32 = TOps.MultiplyAdd(b, v2, a32);
+        }
+        TOps.Store(a00, o0); TOps.Store(a01, o0 + w); TOps.Store(a02, o0 + 2 * w);
+        TOps.Store(a10, o1); TOps.Store(a11, o1 + w); TOps.Store(a12, o1 + 2 * w);
+        TOps.Store(a20, o2); TOps.Store(a21, o2 + w); TOps.Store(a22, o2 + 2 * w);
+        TOps.Store(a30, o3); TOps.Store(a31, o3 + w); TOps.Store(a32, o3 + 2 * w);
+        if (TMax.On)
+        {
+            FoldMax(rowMax, TOps.Max(TOps.Max(a00, a01), a02));
+            FoldMax(rowMax + w, TOps.Max(TOps.Max(a10, a11), a12));
+            FoldMax(rowMax + 2 * w, TOps.Max(TOps.Max(a20, a21), a22));
+            FoldMax(rowMax + 3 * w, TOps.Max(TOps.Max(a30, a31), a32));
+        }
+    }
+
+    /// <summary><see cref="AccumulateColumns3{TPrefetch, TMax}"/> for 2 column vectors: 8 accumulators, 2 value loads and 4 broadcasts per 8 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateColumns2<TPrefetch>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh,
+        nint prefetchAhead = 0)
+        where TPrefetch : struct, IFlag
+    {
+        int w = TOps.Count;
+        float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
+        float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
+        TVec a00 = Start(o0, fresh), a01 = Start(o0 + w, fresh);
+        TVec a10 = Start(o1, fresh), a11 = Start(o1 + w, fresh);
+        TVec a20 = Start(o2, fresh), a21 = Start(o2 + w, fresh);
+        TVec a30 = Start(o3, fresh), a31 = Start(o3 + w, fresh);
+        float* v = value;
+        for (int j = 0; j < count; j++, v += valueStride)
+        {
+            if (TPrefetch.On) CacheHints.Prefetch(v + prefetchAhead, 2 * w * sizeof(float));
+            TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w);
+            TVec b = TOps.Create(p0[j]);
+            a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01);
+            b = TOps.Create(p1[j]);
+            a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11);
+            b = TOps.Create(p2[j]);
+            a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21);
+            b = TOps.Create(p3[j]);
+            a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31);
+        }
+        TOps.Store(a00, o0); TOps.Store(a01, o0 + w);
+        TOps.Store(a10, o1); TOps.Store(a11, o1 + w);
+        TOps.Store(a20, o2); TOps.Store(a21, o2 + w);
+        TOps.Store(a30, o3); TOps.Store(a31, o3 + w);
     }
 
     /// <summary>An accumulator's start: the output's vector, or zeros for a fresh sum.</summary>
