@@ -128,7 +128,7 @@ static void Run(string[] folders, Problem[] problems, int reps)
     {
         var ratios = times[i].Zip(times[0], (x, b) => x / b).Order().ToArray();
         Console.WriteLine(string.Create(inv,
-            $"{runs[i].Name,-40} median {Median(times[i]):F3} ms   per call vs {runs[0].Name}: median {ratios[reps / 2]:F3} (quartiles {ratios[reps / 4]:F3}-{ratios[3 * reps / 4]:F3})   output sum {sums[i]:E6}"));
+            $"{runs[i].Name,-40} median {Time(Median(times[i]))}   per call vs {runs[0].Name}: median {ratios[reps / 2]:F3} (quartiles {ratios[reps / 4]:F3}-{ratios[3 * reps / 4]:F3})   output sum {sums[i]:E6}"));
     }
 }
 
@@ -142,3 +142,8 @@ static double Median(double[] values)
     var sorted = values.Order().ToArray();
     return sorted[sorted.Length / 2];
 }
+
+// Milliseconds with three decimals, or microseconds below a tenth of a millisecond (a small call's whole time).
+static string Time(double milliseconds) => milliseconds >= 0.1
+    ? string.Create(CultureInfo.InvariantCulture, $"{milliseconds:F3} ms")
+    : string.Create(CultureInfo.InvariantCulture, $"{milliseconds * 1000:F3} µs");

@@ -47,6 +47,14 @@ internal static unsafe class MicroKernels<TVec, TOps>
             if (rowMax == null) AccumulateColumns3<No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
             else AccumulateColumns3<No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true, rowMax: rowMax);
         }
+        if (!Avx512F.IsSupported && j + 2 * w <= columns)
+        {
+            // Two key vectors left (16 keys at 8 lanes: the tiny case): 8 FMA chains, where two single-vector passes
+            // wait on the FMA latency with 4 each.
+            if (rowMax == null) AccumulateColumns2<No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
+            else AccumulateColumns2<No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true, rowMax: rowMax);
+            j += 2 * w;
+        }
         for (; j < columns; j += w)
         {
             TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
@@ -163,8 +171,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
             // per 8 FMAs, where two single-vector passes take 2 loads and 8 broadcasts.
             for (; c + 2 * w <= columns; c += 2 * w)
             {
-                if (prefetchAhead != 0) AccumulateColumns2<Yes>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
-                else AccumulateColumns2<No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
+                if (prefetchAhead != 0) AccumulateColumns2<Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
+                else AccumulateColumns2<No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
             }
         }
         for (; c + w <= columns; c += w)
@@ -247,11 +255,12 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
     }
 
-    /// <summary><see cref="AccumulateColumns3{TPrefetch, TMax}"/> for 2 column vectors: 8 accumulators, 2 value loads and 4 broadcasts per 8 FMAs.</summary>
+    /// <summary><see cref="AccumulateColumns3{TPrefetch, TMax}"/> for 2 column vectors (the score tile too): 8 accumulators, 2 value loads and 4 broadcasts per 8 FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns2<TPrefetch>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh,
-        nint prefetchAhead = 0)
+    private static void AccumulateColumns2<TPrefetch, TMax>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh,
+        nint prefetchAhead = 0, float* rowMax = null)
         where TPrefetch : struct, IFlag
+        where TMax : struct, IFlag
     {
         int w = TOps.Count;
         float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
@@ -278,6 +287,13 @@ internal static unsafe class MicroKernels<TVec, TOps>
         TOps.Store(a10, o1); TOps.Store(a11, o1 + w);
         TOps.Store(a20, o2); TOps.Store(a21, o2 + w);
         TOps.Store(a30, o3); TOps.Store(a31, o3 + w);
+        if (TMax.On)
+        {
+            FoldMax(rowMax, TOps.Max(a00, a01));
+            FoldMax(rowMax + w, TOps.Max(a10, a11));
+            FoldMax(rowMax + 2 * w, TOps.Max(a20, a21));
+            FoldMax(rowMax + 3 * w, TOps.Max(a30, a31));
+        }
     }
 
     /// <summary>An accumulator's start: the output's vector, or zeros for a fresh sum.</summary>
