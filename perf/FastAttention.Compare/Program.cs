@@ -116,9 +116,9 @@ static void Run(string[] folders, Problem[] problems, int reps)
         for (int k = 0; k < runs.Length; k++)
         {
             int i = (k + r) % runs.Length; // each goes first in turn
-            watch.Restart();
+            long start = Stopwatch.GetTimestamp();
             runs[i].Call();
-            times[i][r] = watch.Elapsed.TotalMilliseconds;
+            times[i][r] = (Stopwatch.GetTimestamp() - start) * 1000.0 / Stopwatch.Frequency; // not TimeSpan's 100 ns ticks: a tiny call is 1-2 us
             if (r == reps - 1) sums[i] = outputOf[runs[i].Heads].Sum(x => (double)x);
         }
     }
