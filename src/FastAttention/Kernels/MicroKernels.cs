@@ -592,6 +592,16 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
     }
 
+    /// <summary>destination[c] = source[c] / <paramref name="divisor"/>: one rounding per element, where multiplying by a rounded reciprocal takes two.</summary>
+    public static void Divide(float* source, float* destination, int count, float divisor)
+    {
+        int w = TOps.Count;
+        TVec d = TOps.Create(divisor);
+        int c = 0;
+        for (; c + w <= count; c += w) TOps.Store(TOps.Divide(TOps.Load(source + c), d), destination + c);
+        for (; c < count; c++) destination[c] = source[c] / divisor;
+    }
+
     /// <summary>destination[c] = source[c] · factor over <paramref name="count"/> elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scale(float* source, float* destination, int count, float factor)

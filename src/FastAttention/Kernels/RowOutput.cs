@@ -34,7 +34,8 @@ internal static unsafe class RowOutput<TVec, TOps>
             if (args.LogSumExp != null) args.LogSumExp[lseIndex] = float.NegativeInfinity;
             return;
         }
-        MicroKernels<TVec, TOps>.Scale(accumulated, output, args.ValueHeadSize, factor == 0f ? 0f : factor / sum);
+        if (factor == 1f) MicroKernels<TVec, TOps>.Divide(accumulated, output, args.ValueHeadSize, sum);
+        else MicroKernels<TVec, TOps>.Scale(accumulated, output, args.ValueHeadSize, factor == 0f ? 0f : factor / sum);
         if (narrow) OutputConversion.Narrow(args.Output.Type, output, args.Output.Row(b, head, query), args.ValueHeadSize);
         if (args.LogSumExp != null) args.LogSumExp[lseIndex] = (float)((log2Units ? max * Math.Log(2) : max) + Math.Log(sum)); // one rounding: in double
     }
