@@ -64,8 +64,11 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     static abstract TVec Pow2(TVec n);
 
     /// <summary>
-    /// p·2ⁿ rounded once, for lanes holding integral n in [−150, 128]: one vscalefps where the CPU has AVX-512,
-    /// otherwise <see cref="VectorMath.ScaleByPow2Exactly{TVec, TOps}"/> (the same bits).
+    /// p·2ⁿ rounded once, for lanes holding p in [0.5, 2) (the exp's polynomial) and integral n in [−150, 128]: one
+    /// vscalefps where the CPU has AVX-512; otherwise n added to p's exponent field where every lane's n is in
+    /// [−125, 127], so that each result is normal and the sum exact (3 operations, a compare and a branch practically
+    /// never taken in a softmax), and <see cref="VectorMath.ScaleByPow2Exactly{TVec, TOps}"/> for the rest (10
+    /// operations). The same bits every way.
     /// </summary>
     static abstract TVec ScaleByPow2(TVec p, TVec n);
 

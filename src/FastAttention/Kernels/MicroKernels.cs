@@ -44,15 +44,15 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
         for (; j + 3 * w <= columns; j += 3 * w)
         {
-            if (rowMax == null) AccumulateColumns3<No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
-            else AccumulateColumns3<No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true, rowMax: rowMax);
+            if (rowMax == null) AccumulateColumns3Or2<No, No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
+            else AccumulateColumns3Or2<No, No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true, rowMax: rowMax);
         }
         if (!Avx512F.IsSupported && j + 2 * w <= columns)
         {
             // Two key vectors left (16 keys at 8 lanes: the tiny case): 8 FMA chains, where two single-vector passes
             // wait on the FMA latency with 4 each.
-            if (rowMax == null) AccumulateColumns2<No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
-            else AccumulateColumns2<No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true, rowMax: rowMax);
+            if (rowMax == null) AccumulateColumns3Or2<Yes, No, No>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true);
+            else AccumulateColumns3Or2<Yes, No, Yes>(scores + j, scoreStride, query, queryStride, keysT + j, keyStride, headSize, fresh: true, rowMax: rowMax);
             j += 2 * w;
         }
         for (; j < columns; j += w)
@@ -162,8 +162,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
         if (!Avx512F.IsSupported && vectors >= 4 && vectors % 3 == 1) threePanelsEnd -= 4 * w;
         for (; c + 3 * w <= threePanelsEnd; c += 3 * w)
         {
-            if (prefetchAhead != 0) AccumulateColumns3<Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
-            else AccumulateColumns3<No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
+            if (prefetchAhead != 0) AccumulateColumns3Or2<No, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
+            else AccumulateColumns3Or2<No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
         }
         if (!Avx512F.IsSupported)
         {
@@ -171,8 +171,8 @@ internal static unsafe class MicroKernels<TVec, TOps>
             // per 8 FMAs, where two single-vector passes take 2 loads and 8 broadcasts.
             for (; c + 2 * w <= columns; c += 2 * w)
             {
-                if (prefetchAhead != 0) AccumulateColumns2<Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
-                else AccumulateColumns2<No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
+                if (prefetchAhead != 0) AccumulateColumns3Or2<Yes, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
+                else AccumulateColumns3Or2<Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
             }
         }
         for (; c + w <= columns; c += w)
@@ -206,93 +206,62 @@ internal static unsafe class MicroKernels<TVec, TOps>
     }
 
     /// <summary>
-    /// The 4 rows × 3 column vectors of <see cref="Accumulate"/> at <paramref name="output"/> (rows
-    /// <paramref name="outputStride"/> apart): 12 accumulators, per key 3 value loads and 4 broadcasts for 12 FMAs.
+    /// The 4 rows × 3 column vectors (2 with <typeparamref name="TPair"/>) of <see cref="Accumulate"/> at
+    /// <paramref name="output"/> (rows <paramref name="outputStride"/> apart), for CPUs with 16 vector registers: 12
+    /// accumulators, per key 3 value loads and 4 broadcasts for 12 FMAs (8 accumulators, 2 loads and 4 broadcasts for
+    /// 8). <see cref="Scores"/> runs it too, with query rows as the weights and rows of Kᵀ as the values.
     /// </summary>
+    /// <typeparam name="TPair">Two column vectors instead of three (the panel that ends a row of 8, 16 or 4 vectors).</typeparam>
     /// <typeparam name="TPrefetch">
     /// Prefetch the panel's part of the value row <paramref name="prefetchAhead"/> floats on as each row is read (value
     /// rows streamed from memory: decode for a group of query heads). Its own instantiation, so that the prefill's loop
     /// tests nothing (a test of a zero distance per key cost it 2 %).
     /// </typeparam>
-    /// <typeparam name="TMax">Fold each row's maximum into <paramref name="rowMax"/>, as <see cref="Scores"/> describes (which runs this tile with query rows as the weights and rows of Kᵀ as the values).</typeparam>
+    /// <typeparam name="TMax">Fold each row's maximum into <paramref name="rowMax"/>, as <see cref="Scores"/> describes.</typeparam>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns3<TPrefetch, TMax>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh,
-        nint prefetchAhead = 0, float* rowMax = null)
+    private static void AccumulateColumns3Or2<TPair, TPrefetch, TMax>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count,
+        bool fresh, nint prefetchAhead = 0, float* rowMax = null)
+        where TPair : struct, IFlag
         where TPrefetch : struct, IFlag
         where TMax : struct, IFlag
     {
         int w = TOps.Count;
+        bool three = !TPair.On; // a constant in each instantiation: the third vector's code is dropped from the pair's
         float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
         float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
-        TVec a00 = Start(o0, fresh), a01 = Start(o0 + w, fresh), a02 = Start(o0 + 2 * w, fresh);
-        TVec a10 = Start(o1, fresh), a11 = Start(o1 + w, fresh), a12 = Start(o1 + 2 * w, fresh);
-        TVec a20 = Start(o2, fresh), a21 = Start(o2 + w, fresh), a22 = Start(o2 + 2 * w, fresh);
-        TVec a30 = Start(o3, fresh), a31 = Start(o3 + w, fresh), a32 = Start(o3 + 2 * w, fresh);
+        TVec a00 = Start(o0, fresh), a01 = Start(o0 + w, fresh), a02 = three ? Start(o0 + 2 * w, fresh) : default;
+        TVec a10 = Start(o1, fresh), a11 = Start(o1 + w, fresh), a12 = three ? Start(o1 + 2 * w, fresh) : default;
+        TVec a20 = Start(o2, fresh), a21 = Start(o2 + w, fresh), a22 = three ? Start(o2 + 2 * w, fresh) : default;
+        TVec a30 = Start(o3, fresh), a31 = Start(o3 + w, fresh), a32 = three ? Start(o3 + 2 * w, fresh) : default;
         float* v = value;
         for (int j = 0; j < count; j++, v += valueStride)
         {
-            if (TPrefetch.On) CacheHints.Prefetch(v + prefetchAhead, 3 * w * sizeof(float));
-            TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = TOps.Load(v + 2 * w);
+            if (TPrefetch.On) CacheHints.Prefetch(v + prefetchAhead, (three ? 3 : 2) * w * sizeof(float));
+            TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w), v2 = three ? TOps.Load(v + 2 * w) : default;
             TVec b = TOps.Create(p0[j]);
-            a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01); a02 = TOps.MultiplyAdd(b, v2, a02);
+            a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01); if (three) a02 = TOps.MultiplyAdd(b, v2, a02);
             b = TOps.Create(p1[j]);
-            a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11); a12 = TOps.MultiplyAdd(b, v2, a12);
+            a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11); if (three) a12 = TOps.MultiplyAdd(b, v2, a12);
             b = TOps.Create(p2[j]);
-            a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21); a22 = TOps.MultiplyAdd(b, v2, a22);
+            a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21); if (three) a22 = TOps.MultiplyAdd(b, v2, a22);
             b = TOps.Create(p3[j]);
-            a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31); a32 = TOps.MultiplyAdd(b, v2, a32);
-        }
-        TOps.Store(a00, o0); TOps.Store(a01, o0 + w); TOps.Store(a02, o0 + 2 * w);
-        TOps.Store(a10, o1); TOps.Store(a11, o1 + w); TOps.Store(a12, o1 + 2 * w);
-        TOps.Store(a20, o2); TOps.Store(a21, o2 + w); TOps.Store(a22, o2 + 2 * w);
-        TOps.Store(a30, o3); TOps.Store(a31, o3 + w); TOps.Store(a32, o3 + 2 * w);
-        if (TMax.On)
-        {
-            FoldMax(rowMax, TOps.Max(TOps.Max(a00, a01), a02));
-            FoldMax(rowMax + w, TOps.Max(TOps.Max(a10, a11), a12));
-            FoldMax(rowMax + 2 * w, TOps.Max(TOps.Max(a20, a21), a22));
-            FoldMax(rowMax + 3 * w, TOps.Max(TOps.Max(a30, a31), a32));
-        }
-    }
-
-    /// <summary><see cref="AccumulateColumns3{TPrefetch, TMax}"/> for 2 column vectors (the score tile too): 8 accumulators, 2 value loads and 4 broadcasts per 8 FMAs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateColumns2<TPrefetch, TMax>(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count, bool fresh,
-        nint prefetchAhead = 0, float* rowMax = null)
-        where TPrefetch : struct, IFlag
-        where TMax : struct, IFlag
-    {
-        int w = TOps.Count;
-        float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
-        float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
-        TVec a00 = Start(o0, fresh), a01 = Start(o0 + w, fresh);
-        TVec a10 = Start(o1, fresh), a11 = Start(o1 + w, fresh);
-        TVec a20 = Start(o2, fresh), a21 = Start(o2 + w, fresh);
-        TVec a30 = Start(o3, fresh), a31 = Start(o3 + w, fresh);
-        float* v = value;
-        for (int j = 0; j < count; j++, v += valueStride)
-        {
-            if (TPrefetch.On) CacheHints.Prefetch(v + prefetchAhead, 2 * w * sizeof(float));
-            TVec v0 = TOps.Load(v), v1 = TOps.Load(v + w);
-            TVec b = TOps.Create(p0[j]);
-            a00 = TOps.MultiplyAdd(b, v0, a00); a01 = TOps.MultiplyAdd(b, v1, a01);
-            b = TOps.Create(p1[j]);
-            a10 = TOps.MultiplyAdd(b, v0, a10); a11 = TOps.MultiplyAdd(b, v1, a11);
-            b = TOps.Create(p2[j]);
-            a20 = TOps.MultiplyAdd(b, v0, a20); a21 = TOps.MultiplyAdd(b, v1, a21);
-            b = TOps.Create(p3[j]);
-            a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31);
+            a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31); if (three) a32 = TOps.MultiplyAdd(b, v2, a32);
         }
         TOps.Store(a00, o0); TOps.Store(a01, o0 + w);
         TOps.Store(a10, o1); TOps.Store(a11, o1 + w);
         TOps.Store(a20, o2); TOps.Store(a21, o2 + w);
         TOps.Store(a30, o3); TOps.Store(a31, o3 + w);
+        if (three)
+        {
+            TOps.Store(a02, o0 + 2 * w); TOps.Store(a12, o1 + 2 * w); TOps.Store(a22, o2 + 2 * w); TOps.Store(a32, o3 + 2 * w);
+        }
         if (TMax.On)
         {
-            FoldMax(rowMax, TOps.Max(a00, a01));
-            FoldMax(rowMax + w, TOps.Max(a10, a11));
-            FoldMax(rowMax + 2 * w, TOps.Max(a20, a21));
-            FoldMax(rowMax + 3 * w, TOps.Max(a30, a31));
+            // The pair's third vectors are its second ones again: the maximum is the same.
+            FoldMax(rowMax, TOps.Max(TOps.Max(a00, a01), three ? a02 : a01));
+            FoldMax(rowMax + w, TOps.Max(TOps.Max(a10, a11), three ? a12 : a11));
+            FoldMax(rowMax + 2 * w, TOps.Max(TOps.Max(a20, a21), three ? a22 : a21));
+            FoldMax(rowMax + 3 * w, TOps.Max(TOps.Max(a30, a31), three ? a32 : a31));
         }
     }
 
