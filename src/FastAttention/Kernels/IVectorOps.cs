@@ -370,7 +370,9 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     {
         if (Avx512F.VL.IsSupported) return Avx512F.VL.Scale(p, n);
         Vector256<int> exponent = Vector256.ConvertToInt32Native(n);
-        if (Vector256.GreaterThanAny((exponent + Vector256.Create(125)).AsUInt32(), Vector256.Create(252u))) return VectorMath.ScaleByPow2Exactly<Vector256<float>, Vector256Ops>(p, n);
+        // n outside [−125, 127]: n + 125 above 252 as unsigned, compared signed with the sign bit flipped (no unsigned
+        // compare without AVX-512: the JIT would flip it in a second add).
+        if (Vector256.GreaterThanAny(exponent + Vector256.Create(125 + int.MinValue), Vector256.Create(252 + int.MinValue))) return VectorMath.ScaleByPow2Exactly<Vector256<float>, Vector256Ops>(p, n);
         return (p.AsInt32() + Vector256.ShiftLeft(exponent, 23)).AsSingle();
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -481,7 +483,7 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
     {
         if (Avx512F.VL.IsSupported) return Avx512F.VL.Scale(p, n);
         Vector128<int> exponent = Vector128.ConvertToInt32Native(n);
-        if (Vector128.GreaterThanAny((exponent + Vector128.Create(125)).AsUInt32(), Vector128.Create(252u))) return VectorMath.ScaleByPow2Exactly<Vector128<float>, Vector128Ops>(p, n);
+        if (Vector128.GreaterThanAny(exponent + Vector128.Create(125 + int.MinValue), Vector128.Create(252 + int.MinValue))) return VectorMath.ScaleByPow2Exactly<Vector128<float>, Vector128Ops>(p, n);
         return (p.AsInt32() + Vector128.ShiftLeft(exponent, 23)).AsSingle();
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
