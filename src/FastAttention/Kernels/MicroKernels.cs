@@ -7,8 +7,9 @@ namespace FastAttention.Kernels;
 /// <summary>
 /// Register-blocked tiles, written once over a vector width. A block is 4 query rows; the Q·Kᵀ tile keeps
 /// 4 rows × 3 key vectors of scores in 12 accumulators, the P·V tile 4 rows × 3 column vectors of output,
-/// so each loaded vector feeds 4 FMAs and each broadcast 3. With AVX-512's 32 registers both tiles are 4 rows × 4
-/// vectors (16 accumulators): each broadcast feeds 4.
+/// so each loaded vector feeds 4 FMAs and each broadcast 3; where a row ends in 2 vectors (or 3 + 1), a 4 × 2 panel
+/// takes them, never a single-vector pass, whose 4 broadcasts per load make it load-bound. With AVX-512's 32
+/// registers both tiles are 4 rows × 4 vectors (16 accumulators): each broadcast feeds 4.
 /// </summary>
 internal static unsafe class MicroKernels<TVec, TOps>
     where TVec : unmanaged
@@ -207,9 +208,10 @@ internal static unsafe class MicroKernels<TVec, TOps>
 
     /// <summary>
     /// The 4 rows × 3 column vectors (2 with <typeparamref name="TPair"/>) of <see cref="Accumulate"/> at
-    /// <paramref name="output"/> (rows <paramref name="outputStride"/> apart), for CPUs with 16 vector registers: 12
-    /// accumulators, per key 3 value loads and 4 broadcasts for 12 FMAs (8 accumulators, 2 loads and 4 broadcasts for
-    /// 8). <see cref="Scores"/> runs it too, with query rows as the weights and rows of Kᵀ as the values.
+    /// <paramref name="output"/> (rows <paramref name="outputStride"/> apart): 12 accumulators, per key 3 value loads
+    /// and 4 broadcasts for 12 FMAs (8 accumulators, 2 loads and 4 broadcasts for 8). The tile of CPUs with 16 vector
+    /// registers, and the 3-vector tail after the 4-vector tiles of those with 32. <see cref="Scores"/> runs it too,
+    /// with query rows as the weights and rows of Kᵀ as the values.
     /// </summary>
     /// <typeparam name="TPair">Two column vectors instead of three (the panel that ends a row of 8, 16 or 4 vectors).</typeparam>
     /// <typeparam name="TPrefetch">
