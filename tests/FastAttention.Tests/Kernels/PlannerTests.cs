@@ -28,6 +28,7 @@ public class PlannerTests
         Assert.Equal(1, stride / 16 % 2);
         Assert.True(stride - keys < 32, $"stride {stride} wastes more than a line and a half for {keys} keys");
     }
+
     /// <summary>
     /// The L1 data cache size read from CPUID is the one the operating system reports (Linux: sysfs, cpu0's level-1
     /// data cache), and a plausible size anywhere.
