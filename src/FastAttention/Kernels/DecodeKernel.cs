@@ -684,16 +684,15 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     }
 
     /// <summary>
-    /// 4·Count int8 values of a row in one load (<see cref="IVectorOps{TVec}.LoadInt8Block"/>) against q0..q3: the first
-    /// and third quarters into <paramref name="even"/>, the second and fourth into <paramref name="odd"/>, in that order.
+    /// 4·Count int8 values of a row (one <see cref="IVectorOps{TVec}.LoadInt8Block"/>, or a load per quarter: see
+    /// <see cref="IVectorOps{TVec}.ReadsInt8InBlocks"/>) against q0..q3: the first and third quarters into
+    /// <paramref name="even"/>, the second and fourth into <paramref name="odd"/>, in that order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Int8Quad(TVec q0, TVec q1, TVec q2, TVec q3, byte* key, ref TVec even, ref TVec odd)
     {
-        if (TOps.Count < 16)
+        if (!TOps.ReadsInt8InBlocks)
         {
-            // Vectors of int8 narrower than a cache line (256 bits and less): each quarter widened straight from memory in
-            // one instruction, where taking it out of a register costs a shuffle or more.
             even = TOps.MultiplyAdd(q0, TOps.LoadInt8((sbyte*)key), even);
             odd = TOps.MultiplyAdd(q1, TOps.LoadInt8((sbyte*)key + TOps.Count), odd);
             even = TOps.MultiplyAdd(q2, TOps.LoadInt8((sbyte*)key + 2 * TOps.Count), even);

@@ -112,8 +112,16 @@ internal unsafe interface IVectorOps<TVec> where TVec : unmanaged
     static abstract TVec LoadInt8(sbyte* source);
 
     /// <summary>
+    /// Whether int8 rows are read a <see cref="LoadInt8Block"/> at a time and widened by <see cref="Int8Part"/> (512
+    /// bits: one 64-byte load per cache line, a quarter out of it in one instruction) rather than a
+    /// <see cref="LoadInt8"/> per vector (narrower widths, which widen straight from memory in one instruction, where
+    /// taking a quarter out of a register costs a shuffle or more).
+    /// </summary>
+    static abstract bool ReadsInt8InBlocks { get; }
+
+    /// <summary>
     /// 4·Count int8 values from <paramref name="source"/> as raw bytes in one vector-wide load; <see cref="Int8Part"/>
-    /// converts a quarter. Where vectors are 512 bits: one 64-byte load per line instead of four 16-byte ones.
+    /// converts a quarter. The kernels use it where <see cref="ReadsInt8InBlocks"/>.
     /// </summary>
     static abstract TVec LoadInt8Block(sbyte* source);
 
@@ -206,6 +214,7 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
     public static bool HasReciprocalEstimate => Avx512F.IsSupported;
+    public static bool ReadsInt8InBlocks => true;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ReciprocalEstimate(Vector512<float> x) => Avx512F.IsSupported ? Avx512F.Reciprocal14(x) : Vector512<float>.One / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Abs(Vector512<float> x) => Vector512.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -324,6 +333,7 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
     public static bool HasReciprocalEstimate => Avx512F.VL.IsSupported;
+    public static bool ReadsInt8InBlocks => false;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ReciprocalEstimate(Vector256<float> x) => Avx512F.VL.IsSupported ? Avx512F.VL.Reciprocal14(x) : Vector256<float>.One / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Abs(Vector256<float> x) => Vector256.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -439,6 +449,7 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>, IInterleaveO
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
     public static bool HasReciprocalEstimate => Avx512F.VL.IsSupported;
+    public static bool ReadsInt8InBlocks => false;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> ReciprocalEstimate(Vector128<float> x) => Avx512F.VL.IsSupported ? Avx512F.VL.Reciprocal14(x) : Vector128<float>.One / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Abs(Vector128<float> x) => Vector128.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -550,6 +561,7 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Multiply(float a, float b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
     public static bool HasReciprocalEstimate => false;
+    public static bool ReadsInt8InBlocks => false;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ReciprocalEstimate(float x) => 1f / x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Abs(float x) => MathF.Abs(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxMagnitude(float tracker, float x) => MathF.Max(tracker, MathF.Abs(x));

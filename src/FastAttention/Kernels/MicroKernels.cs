@@ -382,10 +382,9 @@ internal static unsafe class MicroKernels<TVec, TOps>
             {
                 if (size == 1) CacheHints.PrefetchLines(v + ahead, 8 * w); // unrolled: no loop per row (int8 rows are few instructions each)
                 TVec b = TOps.Create(Weight<TLoad>(weights, scales, j)), sc = TOps.Zero; // the loaders used here read no scale
-                if (typeof(TLoad) == typeof(Int8ValueLoader) && TOps.Count >= 16)
+                if (typeof(TLoad) == typeof(Int8ValueLoader) && TOps.ReadsInt8InBlocks)
                 {
-                    // int8 at 512 bits: two vector-wide loads of 4·Count values each instead of eight (see
-                    // DecodeKernel.DotPartial4); narrower vectors widen each from memory in one instruction (Int8Quad).
+                    // int8: two vector-wide loads of 4·Count values each instead of eight (see DecodeKernel.DotPartial4).
                     TVec x = TOps.LoadInt8Block((sbyte*)v);
                     a0 = TOps.MultiplyAdd(b, TOps.Int8Part(x, 0), a0); a1 = TOps.MultiplyAdd(b, TOps.Int8Part(x, 1), a1);
                     a2 = TOps.MultiplyAdd(b, TOps.Int8Part(x, 2), a2); a3 = TOps.MultiplyAdd(b, TOps.Int8Part(x, 3), a3);
