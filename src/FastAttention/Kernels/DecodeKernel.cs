@@ -184,7 +184,9 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                         for (int x = commonFrom; x < commonTo; x += chunk)
                         {
                             int n = Math.Min(chunk, commonTo - x);
-                            MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + x, sliceStride, values + x * valueStride, valueStride, n, prefetchAhead: x + 2 * n <= commonTo ? n * valueStride : 0);
+                            if (MicroKernels<TVec, TOps>.StreamsWholeValueRows(dv))
+                                MicroKernels<TVec, TOps>.AccumulateStreamed(a0, dv, s0 + x, sliceStride, values + x * valueStride, valueStride, n);
+                            else MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + x, sliceStride, values + x * valueStride, valueStride, n, prefetchAhead: x + 2 * n <= commonTo ? n * valueStride : 0);
                         }
                     }
                     else if (!anyRemoved)
@@ -790,7 +792,24 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     private static void DotScores(float* query, int d, float* keys, nint keyStride, int count, float* scores, int scoreStride)
     {
         int j = 0;
-        if ((long)count * d > CachedKeyFloats)
+        if ((long)count * d > CachedKeyFloats && StreamsWholeKeyRows(d))
+        {
+            // Rows 0-1 against the chunk's keys, each key row read whole in address order, then rows 2-3 from L1.
+            int chunk = StreamChunk(d);
+            for (; j + chunk <= count; j += chunk)
+            {
+                for (int r = 0; r < Rows; r += 2)
+                {
+                    for (int x = j; x < j + chunk; x += 4)
+                    {
+                        float* q = query + r * d, k = keys + x * keyStride, s = scores + r * scoreStride + x;
+                        if (d == 8 * TOps.Count) DotRowPair<Yes>(q, q + d, k, keyStride, s, s + scoreStride);
+                        else DotRowPair<No>(q, q + d, k, keyStride, s, s + scoreStride);
+                    }
+                }
+            }
+        }
+        else if ((long)count * d > CachedKeyFloats)
         {
             int chunk = StreamChunk(d);
             for (; j + chunk <= count; j += chunk)
@@ -850,6 +869,56 @@ internal static unsafe class DecodeKernel<TVec, TOps>
         }
         StoreBlock(query, d, (float*)k0, rowBytes / sizeof(float), vectorEnd, scores, scoreStride, // a tail only for fp32 rows
             a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
+    }
+
+    /// <summary>
+    /// Whether <see cref="DotScores"/> streams key rows of <paramref name="d"/> floats through <see cref="DotRowPair{TEight}"/>:
+    /// rows of 4 or 8 vectors where the CPU has 32 vector registers (head size 64 or 128 at 16 lanes).
+    /// </summary>
+    private static bool StreamsWholeKeyRows(int d) => Avx512F.IsSupported && (d == 8 * TOps.Count || d == 4 * TOps.Count);
+
+    /// <summary>
+    /// Two query rows, held in registers (8 vectors each with <typeparamref name="TEight"/>, else 4), against 4 key rows
+    /// <paramref name="keyStride"/> floats apart, each key row read whole and in address order: a load per 2 FMAs, the
+    /// same sums in the same order as <see cref="DotBlock{TLoad}"/> (lane-wise partial sums over the head size, then
+    /// StoreSums4), which reads a vector of each of its 4 rows in turn. Over rows streamed from memory that side-by-side
+    /// walk left Zen 4's prefetchers behind (dec4k at 1 thread: key and value passes 3 times dec4kH8's time, their loads
+    /// waiting on memory; software prefetch from 2 to 32 KiB ahead did not help).
+    /// </summary>
+    private static void DotRowPair<TEight>(float* q0, float* q1, float* k0, nint keyStride, float* s0, float* s1) where TEight : struct, IFlag
+    {
+        int w = TOps.Count;
+        bool eight = TEight.On;
+        TVec a0 = TOps.Load(q0), a1 = TOps.Load(q0 + w), a2 = TOps.Load(q0 + 2 * w), a3 = TOps.Load(q0 + 3 * w);
+        TVec b0 = TOps.Load(q1), b1 = TOps.Load(q1 + w), b2 = TOps.Load(q1 + 2 * w), b3 = TOps.Load(q1 + 3 * w);
+        TVec a4 = eight ? TOps.Load(q0 + 4 * w) : default, a5 = eight ? TOps.Load(q0 + 5 * w) : default;
+        TVec a6 = eight ? TOps.Load(q0 + 6 * w) : default, a7 = eight ? TOps.Load(q0 + 7 * w) : default;
+        TVec b4 = eight ? TOps.Load(q1 + 4 * w) : default, b5 = eight ? TOps.Load(q1 + 5 * w) : default;
+        TVec b6 = eight ? TOps.Load(q1 + 6 * w) : default, b7 = eight ? TOps.Load(q1 + 7 * w) : default;
+        KeyAgainstPair<TEight>(k0, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, out TVec x0, out TVec y0);
+        KeyAgainstPair<TEight>(k0 + keyStride, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, out TVec x1, out TVec y1);
+        KeyAgainstPair<TEight>(k0 + 2 * keyStride, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, out TVec x2, out TVec y2);
+        KeyAgainstPair<TEight>(k0 + 3 * keyStride, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, out TVec x3, out TVec y3);
+        TOps.StoreSums4(x0, x1, x2, x3, s0);
+        TOps.StoreSums4(y0, y1, y2, y3, s1);
+    }
+
+    /// <summary>Lane-wise partial sums of one key row of 8 vectors (4 without <typeparamref name="TEight"/>) against two query rows held in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void KeyAgainstPair<TEight>(float* k, TVec a0, TVec a1, TVec a2, TVec a3, TVec a4, TVec a5, TVec a6, TVec a7,
+        TVec b0, TVec b1, TVec b2, TVec b3, TVec b4, TVec b5, TVec b6, TVec b7, out TVec x, out TVec y) where TEight : struct, IFlag
+    {
+        int w = TOps.Count;
+        TVec v = TOps.Load(k);
+        x = TOps.MultiplyAdd(a0, v, TOps.Zero); y = TOps.MultiplyAdd(b0, v, TOps.Zero);
+        v = TOps.Load(k + w); x = TOps.MultiplyAdd(a1, v, x); y = TOps.MultiplyAdd(b1, v, y);
+        v = TOps.Load(k + 2 * w); x = TOps.MultiplyAdd(a2, v, x); y = TOps.MultiplyAdd(b2, v, y);
+        v = TOps.Load(k + 3 * w); x = TOps.MultiplyAdd(a3, v, x); y = TOps.MultiplyAdd(b3, v, y);
+        if (!TEight.On) return;
+        v = TOps.Load(k + 4 * w); x = TOps.MultiplyAdd(a4, v, x); y = TOps.MultiplyAdd(b4, v, y);
+        v = TOps.Load(k + 5 * w); x = TOps.MultiplyAdd(a5, v, x); y = TOps.MultiplyAdd(b5, v, y);
+        v = TOps.Load(k + 6 * w); x = TOps.MultiplyAdd(a6, v, x); y = TOps.MultiplyAdd(b6, v, y);
+        v = TOps.Load(k + 7 * w); x = TOps.MultiplyAdd(a7, v, x); y = TOps.MultiplyAdd(b7, v, y);
     }
 
     /// <summary>One vector of a key row for <see cref="DotBlock{TLoad}"/>: fp32 in one load, half bits or int8 (times <paramref name="scale"/>) widened.</summary>

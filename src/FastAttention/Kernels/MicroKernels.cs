@@ -267,6 +267,60 @@ internal static unsafe class MicroKernels<TVec, TOps>
         }
     }
 
+    /// <summary>
+    /// Whether <see cref="AccumulateStreamed"/> reads value rows of <paramref name="columns"/> floats whole: rows of a
+    /// multiple of 8 vectors where the CPU has 32 vector registers (head size 128 at 16 lanes).
+    /// </summary>
+    public static bool StreamsWholeValueRows(int columns) => Avx512F.IsSupported && columns % (8 * TOps.Count) == 0;
+
+    /// <summary>
+    /// <see cref="Accumulate"/> (not fresh) for value rows streamed from memory, where <see cref="StreamsWholeValueRows"/>:
+    /// per 8-vector column block, rows 0-1 then rows 2-3 through a 2-row × 8-vector tile (16 accumulators; per key 8
+    /// value loads and 2 broadcasts for 16 FMAs), so that each value row's block is read whole and in address order,
+    /// from memory by the first pair and from L1 by the second. The same sums in the same order as the 4 × 4 tile,
+    /// which walks rows of 8 vectors in two strided halves.
+    /// </summary>
+    public static void AccumulateStreamed(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count)
+    {
+        Debug.Assert(StreamsWholeValueRows(columns));
+        int w = TOps.Count;
+        for (int c = 0; c < columns; c += 8 * w)
+        {
+            for (int r = 0; r < Rows; r += 2)
+                AccumulateRowPair8(output + r * columns + c, columns, weights + r * weightStride, weightStride, value + c, valueStride, count);
+        }
+    }
+
+    /// <summary>The 2-row × 8-vector tile of <see cref="AccumulateStreamed"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateRowPair8(float* output, int outputStride, float* weights, nint weightStride, float* value, nint valueStride, int count)
+    {
+        int w = TOps.Count;
+        float* o0 = output, o1 = output + outputStride;
+        float* p0 = weights, p1 = weights + weightStride;
+        TVec a0 = TOps.Load(o0), a1 = TOps.Load(o0 + w), a2 = TOps.Load(o0 + 2 * w), a3 = TOps.Load(o0 + 3 * w);
+        TVec a4 = TOps.Load(o0 + 4 * w), a5 = TOps.Load(o0 + 5 * w), a6 = TOps.Load(o0 + 6 * w), a7 = TOps.Load(o0 + 7 * w);
+        TVec b0 = TOps.Load(o1), b1 = TOps.Load(o1 + w), b2 = TOps.Load(o1 + 2 * w), b3 = TOps.Load(o1 + 3 * w);
+        TVec b4 = TOps.Load(o1 + 4 * w), b5 = TOps.Load(o1 + 5 * w), b6 = TOps.Load(o1 + 6 * w), b7 = TOps.Load(o1 + 7 * w);
+        float* v = value;
+        for (int j = 0; j < count; j++, v += valueStride)
+        {
+            TVec x = TOps.Create(p0[j]), y = TOps.Create(p1[j]);
+            TVec u = TOps.Load(v); a0 = TOps.MultiplyAdd(x, u, a0); b0 = TOps.MultiplyAdd(y, u, b0);
+            u = TOps.Load(v + w); a1 = TOps.MultiplyAdd(x, u, a1); b1 = TOps.MultiplyAdd(y, u, b1);
+            u = TOps.Load(v + 2 * w); a2 = TOps.MultiplyAdd(x, u, a2); b2 = TOps.MultiplyAdd(y, u, b2);
+            u = TOps.Load(v + 3 * w); a3 = TOps.MultiplyAdd(x, u, a3); b3 = TOps.MultiplyAdd(y, u, b3);
+            u = TOps.Load(v + 4 * w); a4 = TOps.MultiplyAdd(x, u, a4); b4 = TOps.MultiplyAdd(y, u, b4);
+            u = TOps.Load(v + 5 * w); a5 = TOps.MultiplyAdd(x, u, a5); b5 = TOps.MultiplyAdd(y, u, b5);
+            u = TOps.Load(v + 6 * w); a6 = TOps.MultiplyAdd(x, u, a6); b6 = TOps.MultiplyAdd(y, u, b6);
+            u = TOps.Load(v + 7 * w); a7 = TOps.MultiplyAdd(x, u, a7); b7 = TOps.MultiplyAdd(y, u, b7);
+        }
+        TOps.Store(a0, o0); TOps.Store(a1, o0 + w); TOps.Store(a2, o0 + 2 * w); TOps.Store(a3, o0 + 3 * w);
+        TOps.Store(a4, o0 + 4 * w); TOps.Store(a5, o0 + 5 * w); TOps.Store(a6, o0 + 6 * w); TOps.Store(a7, o0 + 7 * w);
+        TOps.Store(b0, o1); TOps.Store(b1, o1 + w); TOps.Store(b2, o1 + 2 * w); TOps.Store(b3, o1 + 3 * w);
+        TOps.Store(b4, o1 + 4 * w); TOps.Store(b5, o1 + 5 * w); TOps.Store(b6, o1 + 6 * w); TOps.Store(b7, o1 + 7 * w);
+    }
+
     /// <summary>An accumulator's start: the output's vector, or zeros for a fresh sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TVec Start(float* output, bool fresh) => fresh ? TOps.Zero : TOps.Load(output);
