@@ -24,6 +24,15 @@ public sealed record BenchResult(
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? VersusFloat32 { get; init; }
 
+    /// <summary>
+    /// Grouped-query cases (more query heads than key-value heads, fp32): time over that of one query head per key-value
+    /// head (dec4kH8's shape for dec4k) on the same key and value arrays, measured interleaved with it. Both read the
+    /// same bytes of K and V, so 1 means the extra query heads cost nothing.
+    /// </summary>
+    [JsonPropertyName("time_vs_one_query_head_per_kv_head")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? VersusUngrouped { get; init; }
+
     /// <summary>The ratio on each fresh pair of arrays <see cref="VersusFloat32"/> is the median of.</summary>
     [JsonPropertyName("time_vs_fp32_per_allocation")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -109,6 +118,17 @@ public static class QuickBenchmark
                         ratios[a] = typedNs / floatNs;
                     }
                     result = result with { VersusFloat32 = Median(ratios), VersusFloat32PerAllocation = ratios };
+                }
+                if (c.QueryHeads > c.KeyValueHeads && typed is null && !c.IsMasked)
+                {
+                    // The same keys and values (the same arrays) read by one query head per key-value head, the two
+                    // calls interleaved: measured as separate cases, the ratio also carried where each case's arrays
+                    // landed in physical memory and the host's speed in each case's second (see TypedAllocations).
+                    var ungrouped = (c with { QueryHeads = c.KeyValueHeads }).Shape;
+                    float[] q1 = q[..(int)ungrouped.QueryLength], o1 = new float[ungrouped.OutputLength];
+                    var (ungroupedNs, groupedNs) = MeasureInterleaved(settings.SecondsPerMeasurement,
+                        () => Attention.Compute(q1, k, v, o1, ungrouped, options), call);
+                    result = result with { VersusUngrouped = groupedNs / ungroupedNs };
                 }
                 if (c.IsMasked)
                 {

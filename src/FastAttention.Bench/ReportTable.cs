@@ -3,7 +3,7 @@ namespace FastAttention.Bench;
 /// <summary>The quick benchmark's table as plain rows, for any renderer.</summary>
 public static class ReportRows
 {
-    public static readonly string[] Header = ["case", "engine", "threads", "median", "GFLOP/s", "GB/s", "% of peak", "vs naive", "vs PyTorch", "alloc B/call", "per visible score vs unmasked", "time vs fp32"];
+    public static readonly string[] Header = ["case", "engine", "threads", "median", "GFLOP/s", "GB/s", "% of peak", "vs naive", "vs PyTorch", "alloc B/call", "per visible score vs unmasked", "time vs fp32", "time vs 1 query head per KV head"];
 
     public static IEnumerable<string[]> Rows(BenchReport report)
     {
@@ -13,7 +13,7 @@ public static class ReportRows
             [
                 r.Case, r.Engine, r.Threads.ToString(), FormatTime(r.MedianNs), $"{r.Gflops:F1}", $"{r.Gbs:F1}",
                 $"{r.PeakFraction * 100:F0} %", Speedup(report, r, "Naive"), Speedup(report, r, "PyTorch"), r.AllocatedBytes.ToString(),
-                r.VersusUnmasked is double m ? $"{m:F2}×" : "", VersusFloat32(r),
+                r.VersusUnmasked is double m ? $"{m:F2}×" : "", VersusFloat32(r), r.VersusUngrouped is double g ? $"{g:F2}×" : "",
             ];
         }
     }
