@@ -788,6 +788,10 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// read, not issued as a burst before the chunk: a burst of 128 fills the core's miss buffers and stalls it
     /// (perf: 31 % of dec4k's samples on the prefetch loops); spread, dec4k at 1 thread went 1.6 → 1.0 ms and at 2
     /// threads 0.89 → 0.73 ms (medians of 5-11 runs alternated, Zen 5). One and two chunks ahead measured alike.
+    /// Where the CPU has 32 vector registers and a key row is 4 or 8 vectors (head size 64 or 128 at 16 lanes), streamed
+    /// keys take <see cref="DotRowPair{TEight}"/> instead, rows 0-1 and then rows 2-3 over each chunk, without software
+    /// prefetch: on Zen 4 the 4 × 4 block's side-by-side walk of 4 rows left the loads waiting on memory, and prefetching
+    /// made every variant tried slower (see DotRowPair). That path has not been measured on Zen 5.
     /// </summary>
     private static void DotScores(float* query, int d, float* keys, nint keyStride, int count, float* scores, int scoreStride)
     {
@@ -882,8 +886,12 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// <paramref name="keyStride"/> floats apart, each key row read whole and in address order: a load per 2 FMAs, the
     /// same sums in the same order as <see cref="DotBlock{TLoad}"/> (lane-wise partial sums over the head size, then
     /// StoreSums4), which reads a vector of each of its 4 rows in turn. Over rows streamed from memory that side-by-side
-    /// walk left Zen 4's prefetchers behind (dec4k at 1 thread: key and value passes 3 times dec4kH8's time, their loads
-    /// waiting on memory; software prefetch from 2 to 32 KiB ahead did not help).
+    /// walk left Zen 4's prefetchers behind: dec4k at 1 thread took 3 times dec4kH8's time, the samples on the key and
+    /// value loads; with this and <see cref="MicroKernels{TVec, TOps}.AccumulateStreamed"/>, 0.47× the time (both builds
+    /// in one process). Software prefetch 2 to 32 KiB ahead, into L1 or L2, issued in the pass that reads memory or in
+    /// the one that reads L1, measured 3-28 % slower; the two pairs interleaved per block of 4 keys, or the second pair
+    /// 16 keys behind the first, no better. For int8 and Half rows the 4 × 4 block stays: each key vector is widened
+    /// once for 4 rows there, twice here (int8 measured 1.21× the time this way).
     /// </summary>
     private static void DotRowPair<TEight>(float* q0, float* q1, float* k0, nint keyStride, float* s0, float* s1) where TEight : struct, IFlag
     {
