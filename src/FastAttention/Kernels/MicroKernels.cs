@@ -9,7 +9,8 @@ namespace FastAttention.Kernels;
 /// 4 rows × 3 key vectors of scores in 12 accumulators, the P·V tile 4 rows × 3 column vectors of output,
 /// so each loaded vector feeds 4 FMAs and each broadcast 3; where a row ends in 2 vectors (or 3 + 1), a 4 × 2 panel
 /// takes them, never a single-vector pass, whose 4 broadcasts per load make it load-bound. With AVX-512's 32
-/// registers both tiles are 4 rows × 4 vectors (16 accumulators): each broadcast feeds 4.
+/// registers both tiles are 4 rows × 4 vectors (16 accumulators): each broadcast feeds 4; decode over value rows of 8
+/// vectors streamed from memory takes a 2-row × 8-vector tile instead (<see cref="AccumulateStreamed"/>).
 /// </summary>
 internal static unsafe class MicroKernels<TVec, TOps>
     where TVec : unmanaged
