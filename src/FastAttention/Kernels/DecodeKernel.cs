@@ -181,10 +181,11 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                         // parts, which the hardware prefetcher alone serves slowly), one line per value load, inside
                         // the tile: see DotScores.
                         int chunk = StreamChunk(dv);
+                        bool wholeRows = MicroKernels<TVec, TOps>.StreamsWholeValueRows(dv);
                         for (int x = commonFrom; x < commonTo; x += chunk)
                         {
                             int n = Math.Min(chunk, commonTo - x);
-                            if (MicroKernels<TVec, TOps>.StreamsWholeValueRows(dv))
+                            if (wholeRows)
                                 MicroKernels<TVec, TOps>.AccumulateStreamed(a0, dv, s0 + x, sliceStride, values + x * valueStride, valueStride, n);
                             else MicroKernels<TVec, TOps>.Accumulate(a0, dv, s0 + x, sliceStride, values + x * valueStride, valueStride, n, prefetchAhead: x + 2 * n <= commonTo ? n * valueStride : 0);
                         }
