@@ -135,52 +135,85 @@ internal static unsafe class MicroKernels<TVec, TOps>
     /// part as the row is read: value rows streamed from memory, the prefetches spread through the FMAs instead of
     /// issued in a burst (the single-vector passes do not prefetch).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count, bool fresh = false, nint prefetchAhead = 0)
+    public static void Accumulate(float* output, int columns, float* weights, int weightStride, float* value, nint valueStride, int count, bool fresh = false, nint prefetchAhead = 0) =>
+        AccumulateBlocks(output, columns, 1, 0, weights, weightStride, 0, value, valueStride, count, fresh, prefetchAhead);
+
+    /// <summary>
+    /// <see cref="Accumulate"/> for <paramref name="blocks"/> 4-row blocks, block i's output at
+    /// <paramref name="output"/> + i·<paramref name="blockOutputStride"/> and its weights at <paramref name="weights"/> +
+    /// i·<paramref name="blockWeightStride"/>, all over the same value rows: column panel by column panel, each panel
+    /// through every block in turn, so that a block's accumulators are loaded and stored once per panel for all
+    /// <paramref name="count"/> keys while the panel's part of the value rows is reused by every block (L1024d128 on a
+    /// Zen 4: 4 % faster than blocks over both panels a 32-key chunk at a time). Each output element gets the same
+    /// sum, key by key in order, whichever panel or call computes it.
+    /// </summary>
+    public static void AccumulateBlocks(float* output, int columns, int blocks, int blockOutputStride, float* weights, int weightStride, int blockWeightStride,
+        float* value, nint valueStride, int count, bool fresh = false, nint prefetchAhead = 0)
     {
         int w = TOps.Count;
-        float* o0 = output, o1 = output + columns, o2 = output + 2 * columns, o3 = output + 3 * columns;
-        float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
-        int c = 0;
+        for (int c = 0; c < columns;)
+        {
+            int vectors = PanelVectors(c, columns);
+            for (int block = 0; block < blocks; block++)
+            {
+                AccumulatePanel(vectors, output + block * blockOutputStride + c, columns, weights + block * blockWeightStride, weightStride, value + c, valueStride, count,
+                    columns - c, fresh, prefetchAhead);
+            }
+            c += vectors == 0 ? columns - c : vectors * w;
+        }
+    }
+
+    /// <summary>
+    /// Vectors in the panel of <see cref="Accumulate"/> at column <paramref name="c"/>; 0 for the columns past the
+    /// last whole vector. With AVX-512's 32 registers 4-vector panels (16 accumulators), so that a head size of 4 or 8
+    /// vectors (64 or 128 at 16 lanes) needs no single-vector pass, whose 4 broadcasts per value load make it
+    /// load-bound; without, 3-vector panels, two 2-vector panels where 3 + 1 would be left (head size 128 at 8 lanes:
+    /// 16 = 3·4 + 2 + 2), and a 2-vector panel for two left (head size 64 at 8 lanes: 3 + 3 + 2).
+    /// </summary>
+    private static int PanelVectors(int c, int columns)
+    {
+        int w = TOps.Count, left = (columns - c) / w;
         if (Avx512F.IsSupported)
         {
-            // 32 vector registers: 4 rows × 4 column vectors (16 accumulators), so that a head size of 4 or 8 vectors
-            // (64 or 128 at 16 lanes) needs no single-vector pass, whose 4 broadcasts per value load make it load-bound.
-            // Each combination of the options its own instantiation, so that the loop tests none of them.
-            for (; c + 4 * w <= columns; c += 4 * w)
-            {
+            if (left >= 4) return 4;
+            return left >= 3 ? 3 : left;
+        }
+        if (left >= 3 && left != 4) return 3;
+        return Math.Min(left, 2);
+    }
+
+    /// <summary>One panel of <see cref="Accumulate"/> (rows <paramref name="outputStride"/> apart): <paramref name="vectors"/> column vectors, or for 0 the <paramref name="tail"/> columns left, one at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulatePanel(int vectors, float* output, int outputStride, float* weights, int weightStride, float* value, nint valueStride, int count, int tail,
+        bool fresh, nint prefetchAhead)
+    {
+        // Each combination of the options its own instantiation, so that the loop tests none of them.
+        switch (vectors)
+        {
+            case 4:
                 if (prefetchAhead != 0)
                 {
-                    if (fresh) AccumulateColumns4<Yes, Yes, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
-                    else AccumulateColumns4<No, Yes, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count, prefetchAhead);
+                    if (fresh) AccumulateColumns4<Yes, Yes, No, Float32Loader>(output, outputStride, weights, weightStride, value, valueStride, count, prefetchAhead);
+                    else AccumulateColumns4<No, Yes, No, Float32Loader>(output, outputStride, weights, weightStride, value, valueStride, count, prefetchAhead);
                 }
-                else if (fresh) AccumulateColumns4<Yes, No, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count);
-                else AccumulateColumns4<No, No, No, Float32Loader>(output + c, columns, weights, weightStride, value + c, valueStride, count);
-            }
+                else if (fresh) AccumulateColumns4<Yes, No, No, Float32Loader>(output, outputStride, weights, weightStride, value, valueStride, count);
+                else AccumulateColumns4<No, No, No, Float32Loader>(output, outputStride, weights, weightStride, value, valueStride, count);
+                return;
+            case 3:
+                if (prefetchAhead != 0) AccumulateColumns3Or2<No, Yes, No>(output, outputStride, weights, weightStride, value, valueStride, count, fresh, prefetchAhead);
+                else AccumulateColumns3Or2<No, No, No>(output, outputStride, weights, weightStride, value, valueStride, count, fresh);
+                return;
+            case 2:
+                if (prefetchAhead != 0) AccumulateColumns3Or2<Yes, Yes, No>(output, outputStride, weights, weightStride, value, valueStride, count, fresh, prefetchAhead);
+                else AccumulateColumns3Or2<Yes, No, No>(output, outputStride, weights, weightStride, value, valueStride, count, fresh);
+                return;
         }
-        // Without AVX-512, 3-vector panels, and where that would leave a single vector (head size 128 at 8 lanes: 16 =
-        // 5·3 + 1), two 2-vector panels instead of the last 3 + 1: a single-vector pass is load-bound.
-        int vectors = columns / w, threePanelsEnd = columns;
-        if (!Avx512F.IsSupported && vectors >= 4 && vectors % 3 == 1) threePanelsEnd -= 4 * w;
-        for (; c + 3 * w <= threePanelsEnd; c += 3 * w)
+        float* o0 = output, o1 = output + outputStride, o2 = output + 2 * outputStride, o3 = output + 3 * outputStride;
+        float* p0 = weights, p1 = weights + weightStride, p2 = weights + 2 * weightStride, p3 = weights + 3 * weightStride;
+        if (vectors == 1)
         {
-            if (prefetchAhead != 0) AccumulateColumns3Or2<No, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
-            else AccumulateColumns3Or2<No, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
-        }
-        if (!Avx512F.IsSupported)
-        {
-            // Two column vectors left (head size 64 at 8 lanes: 3 + 3 + 2): 8 accumulators, 2 value loads and 4 broadcasts
-            // per 8 FMAs, where two single-vector passes take 2 loads and 8 broadcasts.
-            for (; c + 2 * w <= columns; c += 2 * w)
-            {
-                if (prefetchAhead != 0) AccumulateColumns3Or2<Yes, Yes, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh, prefetchAhead);
-                else AccumulateColumns3Or2<Yes, No, No>(output + c, columns, weights, weightStride, value + c, valueStride, count, fresh);
-            }
-        }
-        for (; c + w <= columns; c += w)
-        {
-            TVec a0 = Start(o0 + c, fresh), a1 = Start(o1 + c, fresh), a2 = Start(o2 + c, fresh), a3 = Start(o3 + c, fresh);
-            float* v = value + c;
+            TVec a0 = Start(o0, fresh), a1 = Start(o1, fresh), a2 = Start(o2, fresh), a3 = Start(o3, fresh);
+            float* v = value;
             for (int j = 0; j < count; j++, v += valueStride)
             {
                 TVec v0 = TOps.Load(v);
@@ -189,9 +222,10 @@ internal static unsafe class MicroKernels<TVec, TOps>
                 a2 = TOps.MultiplyAdd(TOps.Create(p2[j]), v0, a2);
                 a3 = TOps.MultiplyAdd(TOps.Create(p3[j]), v0, a3);
             }
-            TOps.Store(a0, o0 + c); TOps.Store(a1, o1 + c); TOps.Store(a2, o2 + c); TOps.Store(a3, o3 + c);
+            TOps.Store(a0, o0); TOps.Store(a1, o1); TOps.Store(a2, o2); TOps.Store(a3, o3);
+            return;
         }
-        for (; c < columns; c++)
+        for (int c = 0; c < tail; c++)
         {
             float a0 = fresh ? 0f : o0[c], a1 = fresh ? 0f : o1[c], a2 = fresh ? 0f : o2[c], a3 = fresh ? 0f : o3[c];
             float* v = value + c;

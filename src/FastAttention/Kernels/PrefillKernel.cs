@@ -258,16 +258,18 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 float* valueTile = valueBase + start * valueStride;
                 bool lastTile = start + keyTile >= hiMax;
                 ItemSpan nextItem = lastTile ? ItemSpan.Of(args, plan, item + plan.Threads) : default, thisItem = lastTile ? ItemSpan.Of(args, plan, item) : default;
-                bool valuesInChunks = dv > 4 * TOps.Count && !args.HasScoreTerms && paddedRows == rows;
-                for (int block = 0; block < blocks && valuesInChunks; block++)
-                    valuesInChunks = wholeBlock[block] && blockStart[block] == blockStart[0] && blockEnd[block] == blockEnd[0];
-                if (valuesInChunks)
+                bool valuesByPanel = dv > 4 * TOps.Count && !args.HasScoreTerms && paddedRows == rows;
+                for (int block = 0; block < blocks && valuesByPanel; block++)
+                    valuesByPanel = wholeBlock[block] && blockStart[block] == blockStart[0] && blockEnd[block] == blockEnd[0];
+                if (valuesByPanel)
                 {
-                    // Value rows wider than one column panel of the P·V tile (head size 128 at 16 lanes), every block
-                    // wholly visible over the same columns: the softmax of every block first, then P·V a chunk of keys
-                    // at a time for all blocks, so that each chunk of value rows is read from L1 by every block and
-                    // every panel instead of streamed from L2 once per block and panel (L1024d128: about 3 % faster;
-                    // at head size 64, one panel, no faster). The same sums, key by key in order.
+                    // Value rows wider than one column panel of the P·V tile (head size 128 at 16 lanes, 64 and 128 at
+                    // 8), every block wholly visible over the same columns: the softmax of every block first, then P·V
+                    // column panel by column panel, each panel through every block, so that a block's accumulators stay
+                    // in registers for the whole tile and the panel's part of the value rows is read by every block in
+                    // turn (L1024d128 on a Zen 4, both in one process: 3.5 % faster than all panels of every block a
+                    // 32-key chunk at a time, 3.6 % with AVX-512 off; head size 64 at 8 lanes the same). The same sums,
+                    // key by key in order.
                     int from = blockStart[0], to = blockEnd[0];
                     for (int block = 0; block < blocks; block++)
                     {
@@ -275,13 +277,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                         int r0 = block * Rows;
                         UpdateBlock(scores + r0 * keyTile + from, keyTile, to - from, tileMax + r0 * TOps.Count, rowMax + r0, rowSum + r0, accumulators + r0 * dv, dv);
                     }
-                    int chunkKeys = Math.Max(TOps.Count, ValueChunkBytes / (dv * sizeof(float)));
-                    for (int x = from; x < to; x += chunkKeys)
-                    {
-                        int n = Math.Min(chunkKeys, to - x);
-                        for (int block = 0; block < blocks; block++)
-                            MicroKernels<TVec, TOps>.Accumulate(accumulators + block * Rows * dv, dv, scores + block * Rows * keyTile + x, keyTile, valueTile + x * valueStride, valueStride, n);
-                    }
+                    MicroKernels<TVec, TOps>.AccumulateBlocks(accumulators, dv, blocks, Rows * dv, scores + from, keyTile, Rows * keyTile, valueTile + from * valueStride, valueStride, to - from);
                     continue;
                 }
                 for (int block = 0; block < blocks; block++)
@@ -401,12 +397,6 @@ internal static unsafe class PrefillKernel<TVec, TOps>
                 RowOutput<TVec, TOps>.Write(args, b, kvh * group + r / queries, firstQuery + r % queries, accumulators + r * dv, rowMax[r], rowSum[r], log2Units: true);
         }
     }
-
-    // Bytes of value rows per chunk when every block of a tile takes its P·V a chunk at a time: half the L1, so that the
-    // chunk stays there beside the weights and accumulators (Zen 3, 32 KiB of L1: 16 KiB chunks 3-4 % faster than 32 at
-    // L2048d64, 8 KiB 0-2 % slower; Zen 5, 48 KiB: anything from 16 to 128 KiB within noise). The chunk changes only
-    // where the sums are stored and reloaded, never their order, so it may follow the machine.
-    private static readonly int ValueChunkBytes = CacheSizes.L1Data / 2;
 
     /// <summary>
     /// Score terms on row <paramref name="r"/> of a block over [<paramref name="from"/>, <paramref name="to"/>), in
