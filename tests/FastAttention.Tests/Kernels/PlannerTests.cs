@@ -28,24 +28,4 @@ public class PlannerTests
         Assert.Equal(1, stride / 16 % 2);
         Assert.True(stride - keys < 32, $"stride {stride} wastes more than a line and a half for {keys} keys");
     }
-
-    /// <summary>
-    /// The L1 data cache size read from CPUID is the one the operating system reports (Linux: sysfs, cpu0's level-1
-    /// data cache), and a plausible size anywhere.
-    /// </summary>
-    [Fact]
-    public void CacheSizes_L1Data_MatchesTheOperatingSystem()
-    {
-        int bytes = CacheSizes.L1Data;
-        Assert.InRange(bytes, 8 * 1024, 1024 * 1024);
-        for (int index = 0; index < 8; index++)
-        {
-            string directory = $"/sys/devices/system/cpu/cpu0/cache/index{index}";
-            if (!File.Exists(Path.Combine(directory, "size"))) break;
-            if (File.ReadAllText(Path.Combine(directory, "level")).Trim() != "1" || File.ReadAllText(Path.Combine(directory, "type")).Trim() != "Data") continue;
-            string size = File.ReadAllText(Path.Combine(directory, "size")).Trim();
-            Assert.EndsWith("K", size);
-            Assert.Equal(int.Parse(size[..^1], System.Globalization.CultureInfo.InvariantCulture) * 1024, bytes);
-        }
-    }
 }
