@@ -33,6 +33,14 @@ public sealed record BenchResult(
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? VersusUngrouped { get; init; }
 
+    /// <summary>
+    /// Peers runs, 1 thread: PyTorch's median time over FastAttention's on the same case, the two engines' calls
+    /// alternated (separately timed cases also carry the host's speed in each case's seconds).
+    /// </summary>
+    [JsonPropertyName("pytorch_time_over_ours_interleaved")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? PyTorchOverOursInterleaved { get; init; }
+
     /// <summary>The ratio on each fresh pair of arrays <see cref="VersusFloat32"/> is the median of.</summary>
     [JsonPropertyName("time_vs_fp32_per_allocation")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -27,7 +27,9 @@ public static class ReportRows
     {
         if (r.Engine != "FastAttention") return "";
         var other = report.Results.FirstOrDefault(x => x.Case == r.Case && x.Threads == r.Threads && x.Engine == peer);
-        return other is null ? "" : $"{other.MedianNs / r.MedianNs:F1}×";
+        if (other is null) return "";
+        string separate = $"{other.MedianNs / r.MedianNs:F1}×";
+        return peer == "PyTorch" && r.PyTorchOverOursInterleaved is double i ? $"{separate} (interleaved {i:F2}×)" : separate;
     }
 
     /// <summary>The report as a markdown page: the machine's peaks, then one table row per result.</summary>
