@@ -106,17 +106,23 @@ internal static class Planner
     /// <summary>
     /// Whether the prefill kernel reads its values from a copy made while packing the keys: values not in fp32 (widened
     /// there), and fp32 values whose rows could start on 64-byte lines but do not (the caller's array is where the
-    /// runtime put it). The P·V tile loads every value row once per 4 query rows; a 64-byte load that straddles two
-    /// lines costs two, and L1024d128 ran 4 % slower (L2048d64 7 %) from an array 16 bytes off a line. The copy costs
-    /// one pass over V per call.
+    /// runtime put it), where each value row is used by enough query rows. The P·V tile loads every value row once per
+    /// 4 query rows that see it; a 64-byte load that straddles two lines costs two, and L1024d128 ran 4 % slower
+    /// (L2048d64 7 %) from an array 16 bytes off a line. The copy costs one pass over V per call, which a sliding window
+    /// does not repay: a 256-key window over L2048d64 ran 2.6-3 % faster without it (Zen 4, both builds in one process).
     /// </summary>
     internal static unsafe bool StagesValues(in KernelArguments args)
     {
         if (!args.Value.IsFloat32) return true;
         Operand v = args.Value;
         bool rowsOnLines = v.RowStride % 16 == 0 && v.HeadStride % 16 == 0 && v.BatchStride % 16 == 0 && args.ValueHeadSize % 16 == 0;
-        return rowsOnLines && (nuint)v.Data % 64 != 0;
+        long span = args.HasWindow ? Math.Min((long)args.QueryCount, (long)args.WindowLeft + args.WindowRight + 1) : args.QueryCount;
+        return rowsOnLines && (nuint)v.Data % 64 != 0 && args.GroupSize * span >= MinRowsPerValueToStage;
     }
+
+    // Query rows that see a value row (a window's span, or all queries, times the group size), at least, for the copy
+    // of misaligned fp32 values to repay itself: measured 256 (not repaid) and 1024 or more (repaid); between them, unmeasured.
+    private const int MinRowsPerValueToStage = 512;
 
     /// <summary>Decode for few query rows (memory-bound) and for problems too small to repay packing K.</summary>
     internal static KernelKind PreferredKind(in KernelArguments args)
