@@ -407,7 +407,7 @@ internal static unsafe class PrefillKernel<TVec, TOps>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool ApplyTerms(in KernelArguments args, int b, int head, int query, float* s, int start, int from, ref int to, byte* codes, int r, Span<int> removed, float* maxOut)
     {
-        removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, head, query, s, start, from, ref to, codes, 1 << r, LogitUnit, maxOut);
+        removed[r] = ScoreTerms<TVec, TOps>.ApplyToRange(args, b, head, query, s, start, from, ref to, codes, 1 << r, LogitUnit, maxOut, rowBlocks: true);
         return removed[r] > 0;
     }
 

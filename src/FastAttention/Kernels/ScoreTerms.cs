@@ -19,9 +19,11 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     /// (log₂e for a kernel whose softmax takes 2^x), and so are the terms added: soft-cap, bias and ALiBi slope times
     /// it. With 1 every term is added as it is (a multiply by 1 is exact). Where the scores change, a non-null
     /// <paramref name="maxOut"/> gets their lane-wise maximum over the range, which must then be whole vectors; where
-    /// they do not (a mask that shows the whole range), it is left as it is.
+    /// they do not (a mask that shows the whole range), it is left as it is. <paramref name="rowBlocks"/> says the caller
+    /// walks blocks of consecutive query rows a key tile at a time (the prefill kernel), which sets what is prefetched.
     /// </summary>
-    public static int Apply(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, int to, float logitUnit = 1f, float* maxOut = null)
+    public static int Apply(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, int to, float logitUnit = 1f, float* maxOut = null,
+        bool rowBlocks = false)
     {
         long rowOffset = (long)query * args.KeyCount + keyStart;
         float* bias = args.Bias == null ? null : args.Bias + b * args.BiasBatchStride + head * args.BiasHeadStride + rowOffset;
@@ -57,23 +59,23 @@ internal static unsafe class ScoreTerms<TVec, TOps>
             if (v == float.NegativeInfinity) count++;
         }
         // Bias and mask rows are read from memory, in more interleaved streams than the hardware prefetcher follows,
-        // so ask for them ahead. Decode (a few query rows, one slice of keys after another): this row's next keys.
-        // Prefill (blocks of 4 rows, a key tile at a time): the same keys of the rows 2 and 8 query positions on, into
-        // L1 and into L2, whose blocks come next in this tile (the rows of a block are consecutive queries). L2048d64
-        // with a bias, both builds in one process: 4.8 % faster at 1 thread and 5.6 % at 2 than the next tile of this
-        // row and the next row's same keys (into L1) were; 1, 2 or 4 rows into L1 with 4 to 16 into L2 measured within
-        // 2 % of it, and no prefetch 5 % slower than those two.
+        // so ask for them ahead. Decode (one slice of keys after another): this row's next keys. The prefill kernel
+        // (rowBlocks: blocks of 4 consecutive queries, a key tile at a time for all of them): the same keys of the rows
+        // 2 and 8 query positions on, into L1 and into L2, whose blocks come next in this tile. L2048d64 with a bias,
+        // both builds in one process: 4.8 % faster at 1 thread and 5.6 % at 2 than the next tile of this row and the
+        // next row's same keys (into L1) were; 1, 2 or 4 rows into L1 with 4 to 16 into L2 measured within 2 % of it,
+        // and no prefetch 5 % slower than those two.
         if (bias != null)
         {
             int bytes = (to - from) * sizeof(float);
-            if (args.QueryCount <= Planning.Planner.DecodeMaxQueries)
-            {
-                CacheHints.Prefetch(bias + to, bytes);
-            }
-            else
+            if (rowBlocks)
             {
                 CacheHints.Prefetch(bias + 2L * args.KeyCount + from, bytes);
                 CacheHints.PrefetchToL2(bias + 8L * args.KeyCount + from, bytes);
+            }
+            else
+            {
+                CacheHints.Prefetch(bias + to, bytes);
             }
         }
         if (mask != null) CacheHints.Prefetch(mask + to, to - from);
@@ -86,10 +88,10 @@ internal static unsafe class ScoreTerms<TVec, TOps>
     /// over the range. A row that lost every key gets an empty range.
     /// </summary>
     public static int ApplyToRange(in KernelArguments args, int b, int head, int query, float* s, int keyStart, int from, ref int to, byte* codes, int bit, float logitUnit = 1f,
-        float* maxOut = null)
+        float* maxOut = null, bool rowBlocks = false)
     {
         if (!args.HasScoreTerms || to <= from) return 0;
-        int removed = Apply(args, b, head, query, s, keyStart, from, to, logitUnit, maxOut);
+        int removed = Apply(args, b, head, query, s, keyStart, from, to, logitUnit, maxOut, rowBlocks);
         if (removed == to - from)
         {
             to = from; // nothing left to see here
