@@ -790,16 +790,29 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// (perf: 31 % of dec4k's samples on the prefetch loops); spread, dec4k at 1 thread went 1.6 → 1.0 ms and at 2
     /// threads 0.89 → 0.73 ms (medians of 5-11 runs alternated, Zen 5). One and two chunks ahead measured alike.
     /// Where the CPU has 32 vector registers and a key row is 4 or 8 vectors (head size 64 or 128 at 16 lanes), streamed
-    /// keys take <see cref="DotRowPair{TEight}"/> instead, rows 0-1 and then rows 2-3 over each chunk, without software
+    /// keys take <see cref="DotRowPair{TEight}"/> instead, rows 0-1 and then rows 2-3 on each 4 keys (8 vectors) or on
+    /// each chunk (4 vectors: on each 4 keys there, 1-2 % slower at 8192 keys of head size 64), without software
     /// prefetch: on Zen 4 the 4 × 4 block's side-by-side walk of 4 rows left the loads waiting on memory, and prefetching
     /// made every variant tried slower (see DotRowPair). That path has not been measured on Zen 5.
     /// </summary>
     private static void DotScores(float* query, int d, float* keys, nint keyStride, int count, float* scores, int scoreStride)
     {
         int j = 0;
-        if ((long)count * d > CachedKeyFloats && StreamsWholeKeyRows(d))
+        if ((long)count * d > CachedKeyFloats && d == 8 * TOps.Count && StreamsWholeKeyRows(d))
         {
-            // Rows 0-1 against the chunk's keys, each key row read whole in address order, then rows 2-3 from L1.
+            // Per 4 keys, rows 0-1 (each key row read whole in address order, from memory) and then rows 2-3 (the
+            // same 4 rows again, from L1).
+            for (; j + 4 <= count; j += 4)
+            {
+                float* k = keys + j * keyStride, s = scores + j;
+                DotRowPair<Yes>(query, query + d, k, keyStride, s, s + scoreStride);
+                DotRowPair<Yes>(query + 2 * d, query + 3 * d, k, keyStride, s + 2 * scoreStride, s + 3 * scoreStride);
+            }
+        }
+        else if ((long)count * d > CachedKeyFloats && StreamsWholeKeyRows(d))
+        {
+            // Rows of 4 vectors: rows 0-1 against the chunk's keys, each key row read whole in address order, then
+            // rows 2-3 from L1.
             int chunk = StreamChunk(d);
             for (; j + chunk <= count; j += chunk)
             {
@@ -807,9 +820,8 @@ internal static unsafe class DecodeKernel<TVec, TOps>
                 {
                     for (int x = j; x < j + chunk; x += 4)
                     {
-                        float* q = query + r * d, k = keys + x * keyStride, s = scores + r * scoreStride + x;
-                        if (d == 8 * TOps.Count) DotRowPair<Yes>(q, q + d, k, keyStride, s, s + scoreStride);
-                        else DotRowPair<No>(q, q + d, k, keyStride, s, s + scoreStride);
+                        float* q = query + r * d;
+                        DotRowPair<No>(q, q + d, keys + x * keyStride, keyStride, scores + r * scoreStride + x, scores + (r + 1) * scoreStride + x);
                     }
                 }
             }
@@ -890,9 +902,13 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// walk left Zen 4's prefetchers behind: dec4k at 1 thread took 3 times dec4kH8's time, the samples on the key and
     /// value loads; with this and <see cref="MicroKernels{TVec, TOps}.AccumulateStreamed"/>, 0.47× the time (both builds
     /// in one process). Software prefetch 2 to 32 KiB ahead, into L1 or L2, issued in the pass that reads memory or in
-    /// the one that reads L1, measured 3-28 % slower; the two pairs interleaved per block of 4 keys, or the second pair
-    /// 16 keys behind the first, no better. For int8 and Half rows the 4 × 4 block stays: each key vector is widened
-    /// once for 4 rows there, twice here (measured this way: int8 1.21× the time, Half 0.93-1.01×).
+    /// the one that reads L1, measured 3-28 % slower (again with the pairs interleaved as below, 1 and 2 KiB ahead: 11 and
+    /// 5 % slower). The second pair 16 keys behind the first measured no better than the two pairs one after the other
+    /// over a 16-key chunk; the two pairs one after the other on each 4 keys (rows 2-3 read the 4 key rows the first pair
+    /// has just brought in) up to 5 % faster than that, for rows of 8 vectors (Zen 4, both builds in one process, listed
+    /// first in turn: dec4k at 1 thread 0.95-0.97×, 2 threads 0.98×; 32768 keys, K and V from memory, 0.97× at 1 thread,
+    /// 0.98-1.0× at 2; later, with the host's L3 contended and dec4k 10-25 % slower for both, 0.99-1.01×). For int8 and Half rows the 4 × 4 block stays: each key vector is widened once for 4 rows
+    /// there, twice here (measured this way: int8 1.21× the time, Half 0.93-1.01×).
     /// </summary>
     private static void DotRowPair<TEight>(float* q0, float* q1, float* k0, nint keyStride, float* s0, float* s1) where TEight : struct, IFlag
     {
