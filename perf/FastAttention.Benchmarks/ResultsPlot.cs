@@ -42,7 +42,7 @@ internal static class ResultsPlot
             legend.Add(new LegendItem { LabelText = "FMA peak", LineColor = Colors.Gray, LinePattern = LinePattern.Dashed, LineWidth = 1 }); // a line label would cover the tick labels
             plot.Axes.SetLimitsY(0, peak * 1.08);
         }
-        plot.ShowLegend(legend, Alignment.UpperRight);
+        plot.ShowLegend(legend, Alignment.UpperLeft); // tiny, always first, has the lowest bars: the right-hand cases have the tallest
         plot.SavePng(path, 1000, 520);
     }
 }
