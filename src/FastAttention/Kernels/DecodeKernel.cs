@@ -902,13 +902,14 @@ internal static unsafe class DecodeKernel<TVec, TOps>
     /// walk left Zen 4's prefetchers behind: dec4k at 1 thread took 3 times dec4kH8's time, the samples on the key and
     /// value loads; with this and <see cref="MicroKernels{TVec, TOps}.AccumulateStreamed"/>, 0.47× the time (both builds
     /// in one process). Software prefetch 2 to 32 KiB ahead, into L1 or L2, issued in the pass that reads memory or in
-    /// the one that reads L1, measured 3-28 % slower (again with the pairs interleaved as below, 1 and 2 KiB ahead: 11 and
-    /// 5 % slower). The second pair 16 keys behind the first measured no better than the two pairs one after the other
-    /// over a 16-key chunk; the two pairs one after the other on each 4 keys (rows 2-3 read the 4 key rows the first pair
-    /// has just brought in) up to 5 % faster than that, for rows of 8 vectors (Zen 4, both builds in one process, listed
-    /// first in turn: dec4k at 1 thread 0.95-0.97×, 2 threads 0.98×; 32768 keys, K and V from memory, 0.97× at 1 thread,
-    /// 0.98-1.0× at 2; later, with the host's L3 contended and dec4k 10-25 % slower for both, 0.99-1.01×). For int8 and Half rows the 4 × 4 block stays: each key vector is widened once for 4 rows
-    /// there, twice here (measured this way: int8 1.21× the time, Half 0.93-1.01×).
+    /// the one that reads L1, measured 3-28 % slower (again with the pairs taken on each 4 keys, as below, 1 and 2 KiB
+    /// ahead: 11 and 4.5 % slower). The second pair 16 keys behind the first measured no better than the two pairs one
+    /// after the other over a 16-key chunk; the two pairs one after the other on each 4 keys (rows 2-3 read the 4 key rows
+    /// the first pair has just brought in) up to 5 % faster than that, for rows of 8 vectors (Zen 4, both builds in one
+    /// process, listed first in turn: dec4k at 1 thread 0.95-0.97×, 2 threads 0.98×; 32768 keys, K and V from memory,
+    /// 0.97× at 1 thread, 0.98-1.0× at 2; later, with the host's L3 contended and dec4k 10-25 % slower for both,
+    /// 0.99-1.01×). For int8 and Half rows the 4 × 4 block stays: each key vector is widened once for 4 rows there, twice
+    /// here (measured this way: int8 1.21× the time, Half 0.93-1.01×).
     /// </summary>
     private static void DotRowPair<TEight>(float* q0, float* q1, float* k0, nint keyStride, float* s0, float* s1) where TEight : struct, IFlag
     {
